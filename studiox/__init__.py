@@ -1,0 +1,3 @@
+from studiox.celery import app as celery_app
+
+__all__ = ["celery_app"]

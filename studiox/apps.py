@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StudioxConfig(AppConfig):
+    name = "studiox"
+    verbose_name = "StudioX"

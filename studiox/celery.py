@@ -1,0 +1,20 @@
+"""The Celery app: one task advances a mission by one step; beat runs the scheduler tick."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studiox.settings")
+
+app = Celery("studiox")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def schedule_tick(sender: Celery, **kwargs) -> None:
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        settings.STUDIOX_TICK_SECONDS, sender.signature("missions.tick"), name="missions.tick"
+    )

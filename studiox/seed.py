@@ -1,0 +1,69 @@
+"""Demo data for the embedded default: roles, users, and whatever each app seeds."""
+
+import secrets
+from importlib import import_module
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+ROLES = ("supervisor", "finance")
+DEMO_USERS = {
+    "requester": {"groups": (), "is_staff": False},
+    "supervisor": {"groups": ("supervisor",), "is_staff": False},
+    "finance": {"groups": ("finance",), "is_staff": False},
+    "admin": {"groups": ("supervisor", "finance"), "is_staff": True, "is_superuser": True},
+}
+# Apps add their own demo data by exposing `seed_demo()` in these modules.
+APP_SEEDERS = ("knowledge.seed",)
+
+
+def demo_password(explicit: str | None = None) -> str:
+    """The demo password: given, from STUDIOX_DEMO_PASSWORD, or made once and kept under var/."""
+    if explicit:
+        return explicit
+    from_env = getattr(settings, "STUDIOX_DEMO_PASSWORD", "")
+    if from_env:
+        return from_env
+    stored = Path(settings.VAR_DIR) / "demo-password"
+    if not stored.exists():
+        stored.write_text(secrets.token_urlsafe(12))
+        stored.chmod(0o600)
+    return stored.read_text().strip()
+
+
+@transaction.atomic
+def seed_roles_and_users(*, password: str) -> list[str]:
+    """Create the roles and demo users; existing users keep their data and get `password`."""
+    for role in ROLES:
+        Group.objects.get_or_create(name=role)
+    User = get_user_model()
+    created = []
+    for username, spec in DEMO_USERS.items():
+        user, was_created = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@studiox.local"}
+        )
+        user.is_staff = spec["is_staff"]
+        user.is_superuser = spec.get("is_superuser", False)
+        user.set_password(password)
+        user.save()
+        user.groups.set(Group.objects.filter(name__in=spec["groups"]))
+        if was_created:
+            created.append(username)
+    return created
+
+
+def seed_apps() -> list[str]:
+    seeded = []
+    for module_name in APP_SEEDERS:
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.seed_demo()
+        seeded.append(module_name)
+    return seeded

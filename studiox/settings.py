@@ -1,0 +1,231 @@
+"""StudioX settings: one module, every knob from the environment (see README, "Settings")."""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from studiox.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("STUDIOX_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("STUDIOX_DEBUG", False)
+TESTING = env_bool("STUDIOX_TESTING", False)
+SECRET_KEY = env_str("STUDIOX_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("STUDIOX_SECRET_KEY is required when STUDIOX_DEBUG is off")
+    SECRET_KEY = "insecure-debug-only-key"
+
+ALLOWED_HOSTS = env_list("STUDIOX_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("STUDIOX_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "studiox",
+    "missions",
+    "decisions",
+    "observations",
+    "knowledge",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "studiox.urls"
+WSGI_APPLICATION = "studiox.wsgi.application"
+ASGI_APPLICATION = "studiox.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: PostgreSQL in production, a SQLite file under var/ on the embedded default.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'studiox.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Several processes share the file: WAL lets readers run beside the writer, IMMEDIATE
+    # takes the write lock at BEGIN so two writers queue instead of failing mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    # Worker processes in tests must see the test database, so it is a file, never :memory:.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_studiox.sqlite3")}
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STUDIOX_MAX_REQUEST_BYTES", 1024 * 1024)
+
+# Broker: Redis in production; the embedded default uses kombu's filesystem transport under
+# var/, which needs no service and still reaches worker processes. The database is the truth:
+# a lost message costs latency (the scheduler re-enqueues), never a mission.
+BROKER_URL = env_str("STUDIOX_BROKER_URL", "filesystem://")
+BROKER_DIR = VAR_DIR / "broker"
+
+# Channel layer: Redis in production; in-memory on the embedded default, where pages also
+# catch up from the database, so a push that cannot cross processes costs only latency.
+CHANNEL_LAYER_URL = env_str("STUDIOX_CHANNEL_LAYER_URL", "memory://")
+if CHANNEL_LAYER_URL.startswith(("redis://", "rediss://")):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [CHANNEL_LAYER_URL],
+                "prefix": env_str("STUDIOX_CHANNEL_PREFIX", "studiox"),
+            },
+        }
+    }
+elif CHANNEL_LAYER_URL == "memory://":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+else:
+    raise ImproperlyConfigured(
+        f"Unexpected value STUDIOX_CHANNEL_LAYER_URL={CHANNEL_LAYER_URL}, "
+        "use memory:// or redis://host:port/db"
+    )
+
+# Missions.
+STUDIOX_MISSION_MODULES = env_list("STUDIOX_MISSION_MODULES")
+STUDIOX_LEASE_SECONDS = env_int("STUDIOX_LEASE_SECONDS", 10)
+STUDIOX_TICK_SECONDS = env_float("STUDIOX_TICK_SECONDS", 1.0)
+STUDIOX_TIME_SLICE_MS = env_int("STUDIOX_TIME_SLICE_MS", 0)
+STUDIOX_MAX_STEP_RESULT_BYTES = env_int("STUDIOX_MAX_STEP_RESULT_BYTES", 1024 * 1024)
+STUDIOX_MAX_WORKER_LOSSES = env_int("STUDIOX_MAX_WORKER_LOSSES", 3)
+STUDIOX_RETENTION_DAYS = env_int("STUDIOX_RETENTION_DAYS", 90)
+STUDIOX_LIVE_POLL_SECONDS = env_float("STUDIOX_LIVE_POLL_SECONDS", 1.0)
+STUDIOX_DEMO_PASSWORD = env_str("STUDIOX_DEMO_PASSWORD")
+
+# Celery: steps are idempotent, so tasks are acknowledged late, one at a time.
+CELERY_BROKER_URL = BROKER_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+    if BROKER_URL.startswith("filesystem://")
+    else {"visibility_timeout": 3600}
+)
+if BROKER_URL.startswith("filesystem://"):
+    (BROKER_DIR / "out").mkdir(parents=True, exist_ok=True)
+    (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("STUDIOX_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("STUDIOX_TASK_TIME_LIMIT", 330)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TASK_DEFAULT_QUEUE = env_str("STUDIOX_QUEUE", "studiox")
+
+# REST API.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("STUDIOX_THROTTLE_ANON", "60/minute"),
+        "user": env_str("STUDIOX_THROTTLE_USER", "6000/minute"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "StudioX API",
+    "DESCRIPTION": "Start, follow and decide durable AI Missions.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# E-mail: console on the embedded default; SMTP when configured.
+EMAIL_BACKEND = env_str("STUDIOX_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("STUDIOX_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("STUDIOX_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("STUDIOX_FROM_EMAIL", "studiox@localhost")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("STUDIOX_LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}},
+}

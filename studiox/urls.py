@@ -1,0 +1,22 @@
+from importlib.util import find_spec
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from studiox import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]
+
+# Each app owns its pages and API routes; an app without urls yet is simply not mounted.
+for app_label in ("missions", "decisions", "observations", "knowledge"):
+    if find_spec(f"{app_label}.urls"):
+        urlpatterns.append(path("", include(f"{app_label}.urls")))
+if find_spec("studiox.api_urls"):
+    urlpatterns.append(path("api/", include("studiox.api_urls")))

@@ -1,0 +1,52 @@
+import os
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+IN_CI = os.getenv("CI") == "true"
+
+
+def production_services() -> bool:
+    return settings.IS_POSTGRES and settings.BROKER_URL.startswith("redis://")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip locally when a service is missing; under CI=true a missing service is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI needs {what}, and it is not configured")
+    pytest.skip(f"needs {what}")
+
+
+def make_user(username: str, *roles: str, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def requester(db) -> User:
+    return make_user("requester")
+
+
+@pytest.fixture
+def supervisor(db) -> User:
+    return make_user("supervisor", "supervisor")
+
+
+@pytest.fixture
+def finance(db) -> User:
+    return make_user("finance", "finance")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return make_user("outsider")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return make_user("admin", "supervisor", "finance", is_staff=True, is_superuser=True)
