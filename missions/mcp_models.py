@@ -1,0 +1,28 @@
+"""MCP servers that `ctx.call_tool` may call, configured in the admin (or in settings)."""
+
+from django.db import models
+
+
+class McpServer(models.Model):
+    class Transport(models.TextChoices):
+        STDIO = "stdio", "stdio (spawned command)"
+        HTTP = "http", "streamable HTTP"
+
+    name = models.SlugField(unique=True, help_text="the `server=` name missions use")
+    transport = models.CharField(max_length=10, choices=Transport.choices)
+    command = models.JSONField(
+        default=list, blank=True, help_text='stdio: argv as a JSON list, e.g. ["python", "-m", "x"]'
+    )
+    env = models.JSONField(default=dict, blank=True, help_text="stdio: extra environment")
+    url = models.URLField(blank=True, help_text="streamable HTTP: the endpoint URL")
+    timeout_seconds = models.FloatField(default=30.0)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "MCP server"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_transport_display()})"
