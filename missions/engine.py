@@ -1,0 +1,796 @@
+"""The engine: advances a mission under a lease, one checkpoint per step.
+
+A pass runs the mission function from the start. Steps already recorded return their
+recorded results (replay); the first unrecorded step is executed and its result, the
+mission's new state and its observations commit in one transaction whose first statement
+checks the fencing token, so a worker whose lease was taken over can never commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, When
+from django.utils import timezone
+
+from missions.models import Event, EventDelivery, Mission, Step
+from missions.runtime import (
+    DEFAULT_RETRY,
+    DecisionResult,
+    MissionDefinition,
+    NonRetryableError,
+    RetryPolicy,
+    get_definition,
+)
+from observations.services import observation_record
+
+logger = logging.getLogger(__name__)
+
+Kind = Step.Kind
+Status = Mission.Status
+
+
+class Outcome(str, Enum):
+    CONTINUE = "continue"  # a step committed; more to do
+    WAITING = "waiting"  # suspended on a decision, event, timer or back-off
+    FINISHED = "finished"  # verdict, failure, or cancelled
+    STOPPED = "stopped"  # paused or cancelled by an operator while running
+    SKIPPED = "skipped"  # not runnable, or another worker holds the lease
+    STALE = "stale"  # our lease was taken over; nothing committed
+
+
+class _Yield(BaseException):
+    """Ends a pass. A BaseException so that a mission's `except Exception` cannot swallow it."""
+
+    def __init__(self, outcome: Outcome):
+        self.outcome = outcome
+
+
+class StaleLease(Exception):
+    """Another worker took the mission over; this one must not commit."""
+
+
+class IncompatibleCodeChange(NonRetryableError):
+    pass
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def to_json(value: Any) -> Any:
+    """The JSON form of a step result; replay returns exactly this, so the first run does too."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def _checked_size(name: str, result: Any) -> Any:
+    """A result over the limit fails its step clearly instead of retrying forever."""
+    size = len(json.dumps(result).encode())
+    if size > settings.STUDIOX_MAX_STEP_RESULT_BYTES:
+        raise NonRetryableError(
+            f"step '{name}' returned {size} bytes, over the limit of "
+            f"{settings.STUDIOX_MAX_STEP_RESULT_BYTES} bytes (STUDIOX_MAX_STEP_RESULT_BYTES)"
+        )
+    return result
+
+
+@dataclass
+class _Cached:
+    """What this worker process last saw of a mission, valid while no one else took a lease."""
+
+    fencing_token: int
+    steps: list[Step]
+
+
+_step_cache: dict[Any, _Cached] = {}
+_CACHE_LIMIT = 2000
+
+
+def _remember(mission_id, token: int, steps: list[Step]) -> None:
+    if len(_step_cache) >= _CACHE_LIMIT:
+        _step_cache.clear()
+    _step_cache[mission_id] = _Cached(token, steps)
+
+
+def _load_steps(mission: Mission) -> list[Step]:
+    cached = _step_cache.get(mission.id)
+    if cached and cached.fencing_token == mission.fencing_token - 1:
+        return cached.steps
+    return list(Step.objects.filter(mission=mission).order_by("position"))
+
+
+# --- lease ---------------------------------------------------------------------------------
+
+
+def lease_acquire(mission_id, worker: str) -> Mission | None:
+    """Take the mission if it is runnable and nobody holds a live lease (one conditional UPDATE)."""
+    now = timezone.now()
+    taken = (
+        Mission.objects.filter(id=mission_id, status__in=Mission.RUNNABLE_STATUSES)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            status=Status.RUNNING,
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS),
+            fencing_token=F("fencing_token") + 1,
+            # A lease that expired instead of being released means its worker died mid-step.
+            lost_leases=Case(
+                When(lease_expires_at__isnull=False, then=F("lost_leases") + 1),
+                default=F("lost_leases"),
+            ),
+            updated_at=now,
+        )
+    )
+    if taken != 1:
+        return None
+    return Mission.objects.select_related("started_by").get(id=mission_id)
+
+
+class _Heartbeat:
+    """Renews the lease while a long step runs, so a slow step is not mistaken for a dead one."""
+
+    def __init__(self, mission_id, token: int):
+        self.mission_id, self.token = mission_id, token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = settings.STUDIOX_LEASE_SECONDS / 3
+        try:
+            while not self._stop.wait(interval):
+                Mission.objects.filter(id=self.mission_id, fencing_token=self.token).update(
+                    lease_expires_at=timezone.now()
+                    + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
+                )
+        finally:
+            connection.close()
+
+
+# --- the context a mission function receives ----------------------------------------------
+
+
+@dataclass
+class _Checkpoint:
+    step: Step
+    created: bool
+    mission_updates: dict = field(default_factory=dict)
+    observations: list[dict] = field(default_factory=list)
+
+
+class MissionContext:
+    """The `ctx` a mission function receives (SPEC §3)."""
+
+    def __init__(
+        self, mission: Mission, definition: MissionDefinition, steps: list[Step], deadline: float
+    ):
+        self.mission = mission
+        self.definition = definition
+        self._token = mission.fencing_token
+        self._steps = steps
+        self._names = {step.name: step for step in steps}
+        self._position = 0
+        self._pending_observations: list[dict] = []
+        self._deadline = deadline
+        self._current_step_name: str | None = None
+        self.interrupted = False
+
+    # identity and clock -------------------------------------------------------------------
+
+    @property
+    def mission_id(self):
+        return self.mission.id
+
+    @property
+    def idempotency_key(self) -> str:
+        """The current step's key: the same on every attempt, unique to mission and step."""
+        if self._current_step_name is None:
+            raise RuntimeError("ctx.idempotency_key is only defined while a step runs")
+        return self._key(self._current_step_name)
+
+    def _key(self, step_name: str) -> str:
+        return f"{self.mission.id}:{step_name}"
+
+    def now(self) -> datetime:
+        """A replay-safe clock: the time of the last checkpoint before this point."""
+        for step in reversed(self._steps[: self._position]):
+            if step.finished_at:
+                return step.finished_at
+        return self.mission.created_at
+
+    @property
+    def replaying(self) -> bool:
+        return self._position < len(self._steps)
+
+    # the primitives ---------------------------------------------------------------------
+
+    def observe(self, message: str, **data: Any) -> None:
+        """Add a business-terms line to the rail; written once, not again on replay."""
+        if not self.replaying:
+            self._pending_observations.append(
+                {"kind": "note", "message": message, "data": to_json(data)}
+            )
+
+    def step(
+        self, name: str, fn: Callable[..., Any], *args: Any, retry: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it."""
+        return self._run_step(name, Kind.STEP, lambda: fn(*args, **kwargs), retry)
+
+    def transaction(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn` inside the checkpoint's transaction: its writes commit exactly once."""
+        return self._run_step(name, Kind.TRANSACTION, lambda: fn(*args, **kwargs), None)
+
+    def call_tool(
+        self,
+        name: str,
+        *,
+        server: str,
+        tool: str,
+        arguments: dict,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Call `tool` on MCP server `server` as a checkpointed step, passing the step's key."""
+        from missions import mcp_client
+
+        def call() -> Any:
+            try:
+                return mcp_client.call_tool(
+                    server=server, tool=tool, arguments=arguments,
+                    idempotency_key=self.idempotency_key,
+                )  # fmt: skip
+            except mcp_client.ToolRefusedError as exc:
+                raise NonRetryableError(f"{server}.{tool} refused: {exc}") from exc
+
+        return self._run_step(name, Kind.TOOL, call, retry)
+
+    def llm(
+        self, name: str, *, messages: list[dict], schema: dict | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> dict:  # fmt: skip
+        """Ask the configured LLM provider as a checkpointed step; the record keeps model,
+        messages, response, token counts and latency."""
+        from knowledge import llm
+
+        def call() -> dict:
+            result = llm.complete(messages=messages, schema=schema)
+            return {"messages": messages, **result.to_json()}
+
+        return self._run_step(name, Kind.LLM, call, retry)
+
+    def sleep(self, name: str, duration: timedelta) -> None:
+        """Suspend the mission for `duration`; the due time is a row, not a broker message."""
+        self._wait_until(name, lambda: timezone.now() + duration)
+
+    def sleep_until(self, name: str, when: datetime) -> None:
+        """Suspend the mission until `when` (timezone-aware)."""
+        if timezone.is_naive(when):
+            raise ValueError("ctx.sleep_until needs a timezone-aware datetime")
+        self._wait_until(name, lambda: when)
+
+    def wait_for_event(
+        self, name: str, *, event: str, key: str | None = None, timeout: timedelta | None = None
+    ) -> Any:
+        """Suspend until event `event` (with correlation `key`) arrives; its payload, or None
+        on time-out. An event that arrived before the wait is taken, not lost."""
+        key = key or ""
+        step = self._enter(name, Kind.EVENT)
+        if step and step.status == Step.Status.COMPLETED:
+            return step.result
+        self._guard_worker_losses(name)
+        now = timezone.now()
+        until = _parse_time(step.wait.get("until")) if step else _deadline(now, timeout)
+        with self._commit_block() as commit:
+            payload, received = _take_event(self.mission, name, event, key)
+            if received or (until and now >= until):
+                checkpoint = self._completed(name, Kind.EVENT, step, payload, attempts=1)
+                message = (
+                    f"Received event '{event}'" if received else f"Gave up waiting for '{event}'"
+                )
+                checkpoint.observations.append(
+                    _obs("resumed", message, name, {"event": event, "key": key})
+                )
+            else:
+                wait = {"event": event, "key": key, "until": until.isoformat() if until else None}
+                label = f"event '{event}'" + (f" for {key}" if key else "")
+                checkpoint = self._waiting(
+                    name, Kind.EVENT, step, wait, Mission.WaitingOn.EVENT, label, until
+                )
+                checkpoint.mission_updates.update(waiting_event=event, waiting_event_key=key)
+            commit(checkpoint)
+        if checkpoint.step.status == Step.Status.WAITING:
+            raise _Yield(Outcome.WAITING)
+        return self._after_checkpoint(checkpoint.step)
+
+    def wait_for_decision(
+        self, name: str, *, role: str, title: str, summary: str = "", context: dict | None = None,
+        options: tuple[str, ...] | list[str] = ("approved", "rejected"),
+        timeout: timedelta | None = None,
+    ) -> DecisionResult:  # fmt: skip
+        """Put a Decision in the queue of `role` and suspend until someone decides it (or the
+        time-out expires it: outcome "expired")."""
+        step = self._enter(name, Kind.DECISION)
+        if step and step.status == Step.Status.COMPLETED:
+            return DecisionResult.from_json(step.result)
+        self._guard_worker_losses(name)
+        with self._commit_block() as commit:
+            checkpoint = self._decision_checkpoint(
+                name, step, role=role, title=title, summary=summary, context=context,
+                options=options, timeout=timeout,
+            )  # fmt: skip
+            commit(checkpoint)
+        if checkpoint.step.status == Step.Status.WAITING:
+            raise _Yield(Outcome.WAITING)
+        return DecisionResult.from_json(self._after_checkpoint(checkpoint.step))
+
+    def _decision_checkpoint(
+        self, name: str, step: Step | None, *, role: str, title: str, summary: str,
+        context: dict | None, options, timeout: timedelta | None,
+    ) -> _Checkpoint:  # fmt: skip
+        from decisions import services as decisions
+
+        if step is None:
+            due = _deadline(timezone.now(), timeout)
+            decisions.decision_open(
+                mission=self.mission, step_name=name, role=role, title=title, summary=summary,
+                context=to_json(context or {}), options=list(options), due_at=due,
+            )  # fmt: skip
+            wait = {"role": role, "title": title, "until": due.isoformat() if due else None}
+            label = f"{role} decision: {title}"
+            return self._waiting(
+                name, Kind.DECISION, None, wait, Mission.WaitingOn.DECISION, label, due
+            )
+        result = decisions.decision_outcome(mission_id=self.mission.id, step_name=name)
+        until = _parse_time(step.wait.get("until"))
+        if result is None and until and timezone.now() >= until:
+            result = decisions.decision_expire(mission_id=self.mission.id, step_name=name)
+        if result is None:
+            label = f"{step.wait['role']} decision: {step.wait['title']}"
+            return self._waiting(
+                name, Kind.DECISION, step, step.wait, Mission.WaitingOn.DECISION, label, until
+            )
+        checkpoint = self._completed(name, Kind.DECISION, step, result, attempts=1)
+        who = f" by {result['decided_by']}" if result.get("decided_by") else ""
+        checkpoint.observations.append(
+            _obs(
+                "resumed",
+                f"Resumed after {result['outcome']}{who}: {step.wait['title']}",
+                name,
+                result,
+            )
+        )
+        return checkpoint
+
+    # step execution --------------------------------------------------------------------
+
+    def _enter(self, name: str, kind: str) -> Step | None:
+        """Move to the next position; the recorded step there, checked against the code."""
+        if name in self._names and self._names[name].position != self._position:
+            raise IncompatibleCodeChange(
+                f"mission code changed incompatibly: step '{name}' is asked for at position "
+                f"{self._position} but was recorded at position {self._names[name].position}"
+            )
+        recorded = self._steps[self._position] if self.replaying else None
+        if recorded and (recorded.name != name or recorded.kind != kind):
+            raise IncompatibleCodeChange(
+                f"mission code changed incompatibly: at position {self._position} the code asks "
+                f"for {kind} '{name}' but the mission recorded {recorded.kind} '{recorded.name}'"
+            )
+        self._position += 1
+        return recorded
+
+    def _guard_worker_losses(self, name: str) -> None:
+        losses = self.mission.lost_leases
+        if losses >= settings.STUDIOX_MAX_WORKER_LOSSES:
+            raise NonRetryableError(
+                f"step '{name}' was interrupted {losses} times (its worker stopped each time); "
+                "fix the cause and retry the mission"
+            )
+
+    def _run_step(
+        self, name: str, kind: str, runner: Callable[[], Any], retry: RetryPolicy | None
+    ) -> Any:
+        step = self._enter(name, kind)
+        if step and step.status == Step.Status.COMPLETED:
+            return step.result
+        policy = retry or DEFAULT_RETRY
+        if step and step.status == Step.Status.RETRYING:
+            retry_at = _parse_time(step.wait.get("retry_at"))
+            if retry_at and timezone.now() < retry_at:  # woken early: keep waiting
+                self._commit(
+                    self._waiting(
+                        name,
+                        kind,
+                        step,
+                        step.wait,
+                        Mission.WaitingOn.RETRY,
+                        f"retry of {name}",
+                        retry_at,
+                    )
+                )
+                raise _Yield(Outcome.WAITING)
+        self._guard_worker_losses(name)
+        attempts = (step.attempts if step else 0) + 1 + self.mission.lost_leases
+        budget_start = step.wait.get("budget_start", 0) if step else 0
+        self._current_step_name = name
+        try:
+            if kind == Kind.TRANSACTION:
+                return self._run_transaction(name, step, runner, attempts)
+            with _Heartbeat(self.mission.id, self._token):
+                result = _checked_size(name, to_json(runner()))
+        except (_Yield, StaleLease):
+            raise
+        except Exception as exc:
+            self._step_failed(name, kind, step, exc, policy, attempts, budget_start)
+        finally:
+            self._current_step_name = None
+        checkpoint = self._completed(name, kind, step, result, attempts)
+        self._commit(checkpoint)
+        return self._after_checkpoint(checkpoint.step)
+
+    def _run_transaction(self, name: str, step: Step | None, runner, attempts: int) -> Any:
+        try:
+            with self._commit_block() as commit:
+                result = _checked_size(name, to_json(runner()))
+                checkpoint = self._completed(name, Kind.TRANSACTION, step, result, attempts)
+                commit(checkpoint)
+        except (_Yield, StaleLease):
+            raise
+        except Exception as exc:
+            budget_start = step.wait.get("budget_start", 0) if step else 0
+            self._step_failed(
+                name, Kind.TRANSACTION, step, exc, DEFAULT_RETRY, attempts, budget_start
+            )
+        return self._after_checkpoint(checkpoint.step)
+
+    def _step_failed(
+        self, name: str, kind: str, step: Step | None, exc: Exception, policy: RetryPolicy,
+        attempts: int, budget_start: int,
+    ) -> NoReturn:  # fmt: skip
+        error = f"{type(exc).__name__}: {exc}"
+        tries = attempts - budget_start
+        retry_after = getattr(exc, "retry_after", None)
+        if policy.is_retryable(exc) and tries < policy.max_attempts:
+            delay = policy.delay(tries)
+            if retry_after:
+                delay = max(delay, timedelta(seconds=float(retry_after)))
+            retry_at = timezone.now() + delay
+            wait = {"retry_at": retry_at.isoformat(), "budget_start": budget_start}
+            checkpoint = self._waiting(
+                name, kind, step, wait, Mission.WaitingOn.RETRY, f"retry of {name}", retry_at
+            )
+            checkpoint.step.status = Step.Status.RETRYING
+            checkpoint.step.attempts = attempts
+            checkpoint.step.error = error
+            checkpoint.observations = [
+                _obs(
+                    "retrying",
+                    f"Step '{name}' failed (attempt {tries} of {policy.max_attempts}); "
+                    f"retrying in {delay.total_seconds():.0f}s",
+                    name,
+                    {"error": error, "attempt": tries},
+                )
+            ]
+            self._commit(checkpoint)
+            raise _Yield(Outcome.WAITING)
+        if not policy.is_retryable(exc):
+            message = str(exc)
+        else:
+            message = f"step '{name}' failed after {tries} attempts: {error}"
+        self._fail(name, kind, step, attempts, message)
+
+    # checkpoints -------------------------------------------------------------------------
+
+    def _new_or(self, step: Step | None, name: str, kind: str) -> tuple[Step, bool]:
+        if step is not None:
+            return step, False
+        step = Step(
+            mission_id=self.mission.id, name=name, position=self._position - 1, kind=kind,
+            attempts=0, idempotency_key=self._key(name), started_at=timezone.now(),
+        )  # fmt: skip
+        return step, True
+
+    def _completed(
+        self, name: str, kind: str, step: Step | None, result: Any, attempts: int
+    ) -> _Checkpoint:
+        row, created = self._new_or(step, name, kind)
+        row.status, row.result, row.error = Step.Status.COMPLETED, result, ""
+        row.attempts = max(attempts, row.attempts, 1)
+        row.finished_at = timezone.now()
+        checkpoint = _Checkpoint(row, created)
+        checkpoint.mission_updates = {
+            "current_step": name, "step_count": F("step_count") + 1, "waiting_on": "",
+            "waiting_detail": "", "waiting_since": None, "wake_at": None,
+            "waiting_event": "", "waiting_event_key": "",
+        }  # fmt: skip
+        checkpoint.observations.append(
+            _obs(
+                "step_completed",
+                f"Completed {_describe(kind)} '{name}'",
+                name,
+                {"attempts": row.attempts},
+            )
+        )
+        return checkpoint
+
+    def _waiting(
+        self, name: str, kind: str, step: Step | None, wait: dict, waiting_on: str, label: str,
+        until: datetime | None,
+    ) -> _Checkpoint:  # fmt: skip
+        row, created = self._new_or(step, name, kind)
+        row.status, row.wait = Step.Status.WAITING, wait
+        checkpoint = _Checkpoint(row, created)
+        since = (
+            self.mission.waiting_since if step and self.mission.waiting_on == waiting_on else None
+        )
+        checkpoint.mission_updates = {
+            "current_step": name, "waiting_on": waiting_on, "waiting_detail": label[:300],
+            "waiting_since": since or timezone.now(), "wake_at": until, "status_to": Status.WAITING,
+        }  # fmt: skip
+        if created or not since:
+            until_text = f" (until {until:%Y-%m-%d %H:%M} UTC)" if until else ""
+            checkpoint.observations.append(
+                _obs(
+                    "waiting", f"Waiting for {label}{until_text}", name, {"waiting_on": waiting_on}
+                )
+            )
+        return checkpoint
+
+    def _fail(
+        self, name: str | None, kind: str | None, step: Step | None, attempts: int, message: str
+    ) -> NoReturn:
+        checkpoint = None
+        if name and kind:
+            row, created = self._new_or(step, name, kind)
+            row.status, row.error, row.attempts = Step.Status.FAILED, message, max(attempts, 1)
+            row.finished_at = timezone.now()
+            checkpoint = _Checkpoint(row, created)
+        updates = {"status_to": Status.FAILED, "error": message, "finished_at": timezone.now(),
+                   "waiting_on": "", "waiting_detail": "", "wake_at": None}  # fmt: skip
+        if checkpoint is None:
+            checkpoint = _Checkpoint(None, False)  # type: ignore[arg-type]
+        checkpoint.mission_updates = updates
+        checkpoint.observations.append(_obs("failed", f"Failed: {message}", name or "", {}))
+        self._commit(checkpoint)
+        raise _Yield(Outcome.FINISHED)
+
+    def finish(self, verdict: Any) -> None:
+        verdict = to_json(verdict)
+        outcome = verdict.get("outcome") if isinstance(verdict, dict) else None
+        message = f"Verdict: {outcome}" if outcome else "Verdict reached"
+        checkpoint = _Checkpoint(None, False)  # type: ignore[arg-type]
+        checkpoint.mission_updates = {
+            "status_to": Status.SUCCEEDED, "verdict": verdict, "finished_at": timezone.now(),
+            "waiting_on": "", "waiting_detail": "", "wake_at": None,
+        }  # fmt: skip
+        checkpoint.observations.append(_obs("verdict", message, "", {"verdict": verdict}))
+        self._commit(checkpoint)
+
+    def fail(self, message: str) -> None:
+        self._fail(None, None, None, 0, message)
+
+    def _commit_block(self):
+        return _CommitBlock(self)
+
+    def _commit(self, checkpoint: _Checkpoint) -> None:
+        # The fenced UPDATE in _write is the first statement, so no separate fence is needed.
+        with _CommitBlock(self, prefence=False) as commit:
+            commit(checkpoint)
+
+    def _write(self, checkpoint: _Checkpoint) -> None:
+        """Inside an atomic block: fence, then the step, the mission state and observations."""
+        updates = dict(checkpoint.mission_updates)
+        status_to = updates.pop("status_to", Status.RUNNING)
+        keep_lease = status_to == Status.RUNNING and time.monotonic() < self._deadline
+        lease = (
+            {"lease_expires_at": timezone.now() + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)}
+            if keep_lease
+            else {"lease_owner": "", "lease_expires_at": None, "enqueued_at": timezone.now()}
+        )
+        fenced = Mission.objects.filter(id=self.mission.id, fencing_token=self._token)
+        done = fenced.filter(status=Status.RUNNING).update(
+            status=status_to, lost_leases=0, updated_at=timezone.now(), **updates, **lease
+        )
+        if not done:
+            # Paused or cancelled while the step ran: keep the step, stop here.
+            only_progress = {
+                k: v for k, v in updates.items() if k in ("current_step", "step_count")
+            }
+            release = {"lease_owner": "", "lease_expires_at": None}
+            if not fenced.update(**only_progress, **release, updated_at=timezone.now()):
+                raise StaleLease(f"mission {self.mission.id} was taken over by another worker")
+            self.interrupted = True
+        self._keep_lease = keep_lease and not self.interrupted
+        if checkpoint.step is not None:
+            if checkpoint.created:
+                checkpoint.step.save(force_insert=True)
+            else:
+                checkpoint.step.save(force_update=True)
+        for line in (*self._pending_observations, *checkpoint.observations):
+            observation_record(mission=self.mission, step_name=line.get("step", ""),
+                               kind=line["kind"], message=line["message"], data=line["data"])  # fmt: skip
+        self._pending_observations = []
+        self.mission.lost_leases = 0
+        if checkpoint.step is not None and checkpoint.created:
+            self._steps.append(checkpoint.step)
+            self._names[checkpoint.step.name] = checkpoint.step
+        if status_to == Status.RUNNING and "step_count" in updates:
+            self.mission.step_count += 1
+
+    def _after_checkpoint(self, step: Step) -> Any:
+        """After a step committed: carry on in-process while the time slice lasts, else yield."""
+        if self.interrupted:
+            raise _Yield(Outcome.STOPPED)
+        if not self._keep_lease:
+            raise _Yield(Outcome.CONTINUE)
+        return step.result
+
+    def cache(self) -> None:
+        _remember(self.mission.id, self._token, self._steps)
+
+
+class _CommitBlock:
+    """`with ctx._commit_block() as commit:` — one atomic checkpoint; writes inside the block
+    (a decision, an event claim, a ctx.transaction body) share it."""
+
+    def __init__(self, ctx: MissionContext, prefence: bool = True):
+        self.ctx = ctx
+        self.prefence = prefence
+        self.atomic = transaction.atomic()
+
+    def __enter__(self):
+        self.atomic.__enter__()
+        if self.prefence:
+            try:
+                self._fence()
+            except BaseException as exc:
+                self.atomic.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+        return self.ctx._write
+
+    def _fence(self) -> None:
+        # Fence first: the UPDATE takes the mission's row lock, so a stale worker stops here
+        # before the block's body writes anything.
+        mine = Mission.objects.filter(id=self.ctx.mission.id, fencing_token=self.ctx._token)
+        if mine.filter(status=Status.RUNNING).update(updated_at=timezone.now()):
+            return
+        if mine.exists():  # paused or cancelled: nothing of this block is written
+            self.ctx.interrupted = True
+            raise _Yield(Outcome.STOPPED)
+        raise StaleLease(f"mission {self.ctx.mission.id} was taken over by another worker")
+
+    def __exit__(self, exc_type, exc, tb):
+        return self.atomic.__exit__(exc_type, exc, tb)
+
+
+def _release_lease(mission_id, token: int) -> None:
+    Mission.objects.filter(id=mission_id, fencing_token=token).update(
+        lease_owner="", lease_expires_at=None
+    )
+
+
+def _obs(kind: str, message: str, step: str, data: dict) -> dict:
+    return {"kind": kind, "message": message, "step": step, "data": to_json(data)}
+
+
+def _describe(kind: str) -> str:
+    return {"tool": "tool call", "llm": "LLM call", "transaction": "transaction"}.get(kind, "step")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _deadline(now: datetime, timeout: timedelta | None) -> datetime | None:
+    return now + timeout if timeout is not None else None
+
+
+def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple[Any, bool]:
+    """The event delivered to this wait, or the oldest undelivered match, claimed atomically."""
+    delivery = (
+        EventDelivery.objects.filter(mission=mission, step_name=step_name)
+        .select_related("event")
+        .first()
+    )
+    if delivery:
+        return delivery.event.payload, True
+    candidates = Event.objects.filter(name=event, key=key, delivered_at=None).order_by(
+        "received_at"
+    )
+    for candidate in candidates[:5]:
+        claimed = Event.objects.filter(id=candidate.id, delivered_at=None).update(
+            delivered_at=timezone.now()
+        )
+        if claimed:
+            EventDelivery.objects.create(mission=mission, step_name=step_name, event=candidate)
+            return candidate.payload, True
+    return None, False
+
+
+# --- one advance ---------------------------------------------------------------------------
+
+
+def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
+    """Advance the mission as far as one task may: one step, or more within the time slice."""
+    worker = worker or worker_identity()
+    mission = lease_acquire(mission_id, worker)
+    if mission is None:
+        return Outcome.SKIPPED
+    deadline = time.monotonic() + settings.STUDIOX_TIME_SLICE_MS / 1000
+    definition = get_definition(mission.type, mission.version)
+    steps = _load_steps(mission)
+    ctx = MissionContext(mission, definition, steps, deadline)
+    if definition is None:
+        return _finish_pass(ctx, lambda: ctx.fail(
+            f"mission type '{mission.type}' version {mission.version} is not registered in this "
+            "worker; deploy its code (STUDIOX_MISSION_MODULES) and retry"
+        ))  # fmt: skip
+    return _finish_pass(ctx, lambda: _run_function(ctx, definition))
+
+
+def _run_function(ctx: MissionContext, definition: MissionDefinition) -> None:
+    if ctx.mission.step_count == 0 and not ctx._steps and ctx.mission.status == Status.RUNNING:
+        ctx._pending_observations.append(
+            _obs("started", f"Started {definition.title}", "", {"type": definition.name})
+        )
+    try:
+        verdict = definition.fn(ctx, definition.parse_input(ctx.mission.input))
+    except (_Yield, StaleLease):
+        raise
+    except Exception as exc:
+        logger.info("mission %s failed: %s", ctx.mission.id, exc)
+        message = str(exc) if isinstance(exc, NonRetryableError) else f"{type(exc).__name__}: {exc}"
+        ctx.fail(message)
+    ctx.finish(verdict)
+    raise _Yield(Outcome.FINISHED)
+
+
+def _finish_pass(ctx: MissionContext, body: Callable[[], None]) -> Outcome:
+    try:
+        body()
+        outcome = Outcome.FINISHED
+    except _Yield as stop:
+        outcome = stop.outcome
+    except StaleLease:
+        logger.warning("mission %s: lease lost, discarding this pass", ctx.mission.id)
+        _step_cache.pop(ctx.mission.id, None)
+        return Outcome.STALE
+    if outcome == Outcome.STOPPED:
+        _release_lease(ctx.mission.id, ctx._token)
+    ctx.cache()
+    if outcome == Outcome.CONTINUE:
+        enqueue_advance(ctx.mission.id)
+    return outcome
+
+
+def enqueue_advance(mission_id) -> None:
+    """Send the next advance to the broker. A lost message is found again by the scheduler."""
+    from missions.tasks import advance_mission
+
+    try:
+        advance_mission.delay(str(mission_id))
+    except Exception:
+        logger.warning(
+            "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True
+        )

@@ -1,0 +1,200 @@
+"""A Mission is a row; its Steps are its checkpoints. Waiting costs a row, nothing more."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from missions.mcp_models import McpServer
+
+__all__ = ["Event", "EventDelivery", "McpServer", "Mission", "Step"]
+
+
+class Mission(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting"
+        PAUSED = "paused", "Paused"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class WaitingOn(models.TextChoices):
+        NOTHING = "", "Nothing"
+        DECISION = "decision", "Decision"
+        EVENT = "event", "Event"
+        TIMER = "timer", "Timer"
+        RETRY = "retry", "Retry back-off"
+
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    RUNNABLE_STATUSES = (Status.PENDING, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=100, db_index=True)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200, blank=True)
+    input = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    verdict = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="missions_started",
+    )  # fmt: skip
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+
+    current_step = models.CharField(max_length=200, blank=True)
+    step_count = models.PositiveIntegerField(default=0, help_text="completed checkpoints")
+    waiting_on = models.CharField(max_length=10, choices=WaitingOn.choices, blank=True)
+    waiting_detail = models.CharField(max_length=300, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    waiting_event = models.CharField(max_length=200, blank=True)
+    waiting_event_key = models.CharField(max_length=200, blank=True)
+    wake_at = models.DateTimeField(null=True, blank=True, help_text="next due timer or time-out")
+
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    fencing_token = models.BigIntegerField(default=0)
+    lost_leases = models.PositiveIntegerField(
+        default=0, help_text="workers lost while running the current step"
+    )
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="missions_cancelled",
+    )  # fmt: skip
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "wake_at"], name="mission_due_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="mission_lease_idx"),
+            models.Index(fields=["status", "-created_at"], name="mission_status_idx"),
+            models.Index(fields=["type", "-created_at"], name="mission_type_idx"),
+            models.Index(
+                fields=["waiting_event", "waiting_event_key"],
+                name="mission_event_wait_idx",
+                condition=Q(status="waiting", waiting_on="event"),
+            ),
+            models.Index(fields=["finished_at"], name="mission_finished_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["started_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="mission_idempotency_key_per_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title or self.type} #{str(self.id)[:8]} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class Step(models.Model):
+    class Kind(models.TextChoices):
+        STEP = "step", "Step"
+        TRANSACTION = "transaction", "Transaction"
+        SLEEP = "sleep", "Sleep"
+        DECISION = "decision", "Decision"
+        EVENT = "event", "Event"
+        TOOL = "tool", "Tool call"
+        LLM = "llm", "LLM call"
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        RETRYING = "retrying", "Retrying"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STEP)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    attempts = models.PositiveIntegerField(default=1)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=300)
+    wait = models.JSONField(default=dict, blank=True, help_text="what a waiting step waits for")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["mission", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["mission", "position"], name="step_position_unique"),
+            models.UniqueConstraint(fields=["mission", "name"], name="step_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status}, attempt {self.attempts})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.finished_at:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Event(models.Model):
+    """An external event; kept until a mission's wait takes it, so early arrivals are not lost."""
+
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["received_at"]
+        indexes = [
+            models.Index(
+                fields=["name", "key", "received_at"],
+                name="event_undelivered_idx",
+                condition=Q(delivered_at=None),
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sent_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="event_idempotency_key_per_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.key}] at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class EventDelivery(models.Model):
+    """Which event a mission's wait step received; one per wait step."""
+
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="deliveries")
+    step_name = models.CharField(max_length=200)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    delivered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mission", "step_name"], name="delivery_per_wait")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.mission_id}:{self.step_name}"

@@ -1,0 +1,172 @@
+"""The mission authoring API (SPEC §3): write a mission as a plain function, the engine makes
+it durable. Everything here is public: mission modules and outside tests import it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import import_module
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = [
+    "DecisionResult",
+    "MissionDefinition",
+    "NonRetryableError",
+    "RetryPolicy",
+    "get_definition",
+    "load_mission_modules",
+    "mission",
+    "registered_definitions",
+]
+
+BUILTIN_MISSION_MODULES = ("missions.library",)
+
+
+class NonRetryableError(Exception):
+    """Raise from a mission or a step to fail the mission at once with this message."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failing step is tried again, and how long to wait in between.
+
+    The n-th retry waits `initial_interval * backoff ** (n - 1)`, capped at `max_interval`,
+    spread by ±`jitter` so that many missions failing together do not retry together.
+    Exceptions of the `non_retryable` types fail the mission at once.
+    """
+
+    max_attempts: int = 3
+    initial_interval: timedelta = timedelta(seconds=1)
+    backoff: float = 2.0
+    max_interval: timedelta = timedelta(minutes=5)
+    jitter: float = 0.2
+    non_retryable: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.backoff < 1:
+            raise ValueError("backoff must be at least 1")
+
+    def delay(self, attempt: int) -> timedelta:
+        """The back-off after failed attempt number `attempt` (1-based)."""
+        base = self.initial_interval.total_seconds() * self.backoff ** (attempt - 1)
+        capped = min(base, self.max_interval.total_seconds())
+        spread = capped * self.jitter
+        return timedelta(seconds=max(0.0, capped + random.uniform(-spread, spread)))
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return not isinstance(exc, NonRetryableError | self.non_retryable)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What `ctx.wait_for_decision` returns: the outcome is one of the options, or "expired"
+    (the time-out passed) or "withdrawn"."""
+
+    outcome: str
+    comment: str = ""
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> DecisionResult:
+        decided_at = data.get("decided_at")
+        return cls(
+            outcome=data["outcome"],
+            comment=data.get("comment") or "",
+            decided_by=data.get("decided_by"),
+            decided_at=datetime.fromisoformat(decided_at) if decided_at else None,
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "outcome": self.outcome,
+            "comment": self.comment,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class MissionDefinition:
+    name: str
+    version: int
+    title: str
+    fn: Callable[..., Any]
+    input_model: type[BaseModel] | None = None
+    description: str = field(default="")
+
+    def input_schema(self) -> dict:
+        if self.input_model is None:
+            return {"type": "object"}
+        return self.input_model.model_json_schema()
+
+    def validate_input(self, data: Any) -> dict:
+        """The input as stored: validated and in JSON form. Raises pydantic.ValidationError."""
+        if self.input_model is None:
+            if not isinstance(data, dict):
+                raise TypeError("mission input must be a JSON object")
+            return data
+        return self.input_model.model_validate(data).model_dump(mode="json")
+
+    def parse_input(self, stored: dict) -> Any:
+        if self.input_model is None:
+            return stored
+        return self.input_model.model_validate(stored)
+
+
+_registry: dict[str, dict[int, MissionDefinition]] = {}
+
+
+def mission(
+    name: str, *, version: int = 1, title: str = "", input: type[BaseModel] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn(ctx, input)` as mission `name` at `version`.
+
+    New missions start on the highest version; in-flight missions keep the version they
+    started with, so keep old versions registered until their missions finish.
+    """
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        definition = MissionDefinition(
+            name=name,
+            version=version,
+            title=title or name.replace("_", " ").capitalize(),
+            fn=fn,
+            input_model=input,
+            description=(fn.__doc__ or "").strip(),
+        )
+        existing = _registry.setdefault(name, {}).get(version)
+        if existing and existing.fn.__qualname__ != fn.__qualname__:
+            raise ValueError(f"mission {name!r} version {version} is already registered")
+        _registry[name][version] = definition
+        return fn
+
+    return register
+
+
+def get_definition(name: str, version: int | None = None) -> MissionDefinition | None:
+    """The definition of `name` at `version`, or its latest version when `version` is None."""
+    versions = _registry.get(name)
+    if not versions:
+        return None
+    return versions.get(version if version is not None else max(versions))
+
+
+def registered_definitions() -> list[MissionDefinition]:
+    """The latest version of every registered mission, by name."""
+    return [versions[max(versions)] for _, versions in sorted(_registry.items())]
+
+
+def load_mission_modules(extra: list[str] | tuple[str, ...] = ()) -> None:
+    """Import the built-in mission modules and those named by STUDIOX_MISSION_MODULES."""
+    for module_name in (*BUILTIN_MISSION_MODULES, *extra):
+        import_module(module_name)

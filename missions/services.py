@@ -1,0 +1,330 @@
+"""Every way a mission changes, outside the engine's own checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
+
+from missions.engine import enqueue_advance
+from missions.models import Event, EventDelivery, Mission, Step
+from missions.runtime import get_definition
+from observations.services import observation_record
+
+Status = Mission.Status
+
+
+class MissionError(Exception):
+    """A request about a mission that cannot be done; the message says why."""
+
+
+class MissionInputError(MissionError):
+    """Bad mission input; `errors` maps field paths to messages."""
+
+    def __init__(self, message: str, errors: dict[str, list[str]]):
+        super().__init__(message)
+        self.errors = errors
+
+
+class UnknownMissionType(MissionError):
+    pass
+
+
+class MissionConflict(MissionError):
+    """The mission is not in a state that allows this (or an idempotency key was reused)."""
+
+
+class MissionPermissionDenied(MissionError):
+    pass
+
+
+def _fingerprint(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _input_errors(exc: PydanticValidationError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "input"
+        errors.setdefault(path, []).append(error["msg"])
+    return errors
+
+
+def _wake_on_commit(mission_id) -> None:
+    transaction.on_commit(lambda: enqueue_advance(mission_id))
+
+
+@dataclass(frozen=True)
+class StartResult:
+    mission: Mission
+    created: bool
+
+
+def mission_start(
+    *, type: str, input: Any, started_by: AbstractBaseUser | None = None,
+    idempotency_key: str = "",
+) -> StartResult:  # fmt: skip
+    """Validate the input against the mission type's model and start the mission.
+
+    With an `idempotency_key`, a repeat by the same user returns the first mission
+    (`created=False`); the same key with a different request raises MissionConflict.
+    """
+    definition = get_definition(type)
+    if definition is None:
+        raise UnknownMissionType(f"unknown mission type '{type}'")
+    try:
+        validated = definition.validate_input(input)
+    except PydanticValidationError as exc:
+        raise MissionInputError("invalid mission input", _input_errors(exc)) from exc
+    except TypeError as exc:
+        raise MissionInputError("invalid mission input", {"input": [str(exc)]}) from exc
+    fingerprint = _fingerprint({"type": type, "input": validated})
+    user = started_by if started_by is not None and started_by.is_authenticated else None
+    if idempotency_key:
+        existing = _mission_for_key(user, idempotency_key, fingerprint)
+        if existing:
+            return StartResult(existing, False)
+    try:
+        with transaction.atomic():
+            mission = Mission.objects.create(
+                type=definition.name, version=definition.version, title=definition.title,
+                input=validated, started_by=user, idempotency_key=idempotency_key,
+                request_fingerprint=fingerprint, enqueued_at=timezone.now(),
+            )  # fmt: skip
+            _wake_on_commit(mission.id)
+    except IntegrityError:
+        # Two identical requests raced: the other one created it.
+        existing = _mission_for_key(user, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return StartResult(existing, False)
+    return StartResult(mission, True)
+
+
+def _mission_for_key(user, key: str, fingerprint: str) -> Mission | None:
+    existing = Mission.objects.filter(started_by=user, idempotency_key=key).first()
+    if existing and existing.request_fingerprint != fingerprint:
+        raise MissionConflict(f"Idempotency-Key '{key}' was already used for a different request")
+    return existing
+
+
+def mission_wake(*, mission_id) -> bool:
+    """Make a waiting mission runnable now (a decision or event arrived); True if it was."""
+    woken = Mission.objects.filter(id=mission_id, status=Status.WAITING).update(
+        status=Status.RUNNING, wake_at=None, enqueued_at=timezone.now(), updated_at=timezone.now()
+    )
+    if woken:
+        _wake_on_commit(mission_id)
+    return bool(woken)
+
+
+def _changed(mission_id, allowed: tuple[str, ...], **updates) -> Mission:
+    """Apply `updates` only if the mission is in one of the `allowed` states (no read-then-write)."""
+    changed = Mission.objects.filter(id=mission_id, status__in=allowed).update(
+        updated_at=timezone.now(), **updates
+    )
+    mission = Mission.objects.filter(id=mission_id).first()
+    if mission is None:
+        raise MissionError(f"mission {mission_id} does not exist")
+    if not changed:
+        raise MissionConflict(
+            f"mission is {mission.status}; this needs it to be {' or '.join(allowed)}"
+        )
+    return mission
+
+
+@transaction.atomic
+def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str = "") -> Mission:
+    """Cancel any mission that has not finished; its pending decisions are withdrawn."""
+    from decisions import services as decisions
+
+    who = by.get_username() if by else "system"
+    verdict = {"outcome": "cancelled", "by": who, "reason": reason}
+    active = (Status.PENDING, Status.RUNNING, Status.WAITING, Status.PAUSED)
+    mission = _changed(
+        mission.id, active, status=Status.CANCELLED, cancelled_by=by, verdict=verdict,
+        cancel_requested_at=timezone.now(), finished_at=timezone.now(), waiting_on="",
+        waiting_detail="", wake_at=None,
+    )  # fmt: skip
+    decisions.decisions_withdraw(mission_id=mission.id, by=by)
+    observation_record(
+        mission=mission, kind="cancelled", message=f"Cancelled by {who}" + (f": {reason}" if reason else ""),
+        data={"by": who},
+    )  # fmt: skip
+    return mission
+
+
+@transaction.atomic
+def mission_pause(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
+    """Hold a mission where it is; a step already running still records its result."""
+    mission = _changed(
+        mission.id, (Status.PENDING, Status.RUNNING, Status.WAITING), status=Status.PAUSED
+    )
+    who = by.get_username() if by else "system"
+    observation_record(mission=mission, kind="paused", message=f"Paused by {who}", data={"by": who})
+    return mission
+
+
+@transaction.atomic
+def mission_resume(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
+    """Let a paused mission go on; waits it was in are re-checked and resumed or re-entered."""
+    mission = _changed(
+        mission.id, (Status.PAUSED,), status=Status.RUNNING, enqueued_at=timezone.now()
+    )
+    who = by.get_username() if by else "system"
+    observation_record(
+        mission=mission, kind="resumed", message=f"Resumed by {who}", data={"by": who}
+    )
+    _wake_on_commit(mission.id)
+    return mission
+
+
+@transaction.atomic
+def mission_retry(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
+    """Run a failed mission again from its failed step, with a fresh retry budget."""
+    mission = _changed(
+        mission.id, (Status.FAILED,), status=Status.PENDING, error="", finished_at=None,
+        lost_leases=0, lease_owner="", lease_expires_at=None, enqueued_at=timezone.now(),
+        # Steps change outside a lease here: a new token tells workers their cache is stale.
+        fencing_token=F("fencing_token") + 1,
+    )  # fmt: skip
+    for step in Step.objects.filter(mission=mission, status=Step.Status.FAILED):
+        step.status = Step.Status.RETRYING
+        step.wait = {"budget_start": step.attempts}
+        step.error = ""
+        step.finished_at = None
+        step.save(update_fields=["status", "wait", "error", "finished_at"])
+    who = by.get_username() if by else "system"
+    observation_record(
+        mission=mission, kind="resumed", message=f"Retried by {who}", data={"by": who}
+    )
+    _wake_on_commit(mission.id)
+    return mission
+
+
+@dataclass(frozen=True)
+class EventResult:
+    event: Event
+    created: bool
+    delivered_to: list[str]
+
+
+def event_deliver(
+    *, event: str, key: str = "", payload: Any = None, sent_by: AbstractBaseUser | None = None,
+    idempotency_key: str = "",
+) -> EventResult:  # fmt: skip
+    """Deliver an external event to every mission waiting for it, or keep it for the first
+    mission that waits for it later."""
+    user = sent_by if sent_by is not None and sent_by.is_authenticated else None
+    if idempotency_key:
+        existing = _event_for_key(user, idempotency_key, event, key, payload)
+        if existing:
+            return existing
+    try:
+        with transaction.atomic():
+            row = Event.objects.create(
+                name=event, key=key or "", payload=payload, sent_by=user,
+                idempotency_key=idempotency_key,
+            )  # fmt: skip
+            delivered = _deliver_to_waiting(row)
+    except IntegrityError:
+        existing = _event_for_key(user, idempotency_key, event, key, payload)
+        if existing is None:
+            raise
+        return existing
+    return EventResult(row, True, delivered)
+
+
+def _event_for_key(user, idem: str, event: str, key: str, payload: Any) -> EventResult | None:
+    row = Event.objects.filter(sent_by=user, idempotency_key=idem).first()
+    if row is None:
+        return None
+    if (row.name, row.key, _fingerprint(row.payload)) != (event, key or "", _fingerprint(payload)):
+        raise MissionConflict(f"Idempotency-Key '{idem}' was already used for a different event")
+    delivered = [str(m) for m in row.deliveries.values_list("mission_id", flat=True)]
+    return EventResult(row, False, delivered)
+
+
+def _deliver_to_waiting(row: Event) -> list[str]:
+    waiting = Mission.objects.select_for_update().filter(
+        status=Status.WAITING, waiting_on=Mission.WaitingOn.EVENT,
+        waiting_event=row.name, waiting_event_key=row.key,
+    )  # fmt: skip
+    delivered = []
+    for mission in waiting:
+        _, created = EventDelivery.objects.get_or_create(
+            mission=mission, step_name=mission.current_step, defaults={"event": row}
+        )
+        if created and mission_wake(mission_id=mission.id):
+            delivered.append(str(mission.id))
+            observation_record(
+                mission=mission, kind="event_received", step_name=mission.current_step,
+                message=f"Event '{row.name}' arrived", data={"event": row.name, "key": row.key},
+            )  # fmt: skip
+    if delivered:
+        Event.objects.filter(id=row.id).update(delivered_at=timezone.now())
+    return delivered
+
+
+# --- the scheduler -------------------------------------------------------------------------
+
+TICK_BATCH = 500
+
+
+def missions_tick() -> dict[str, int]:
+    """One scheduler pass (Celery beat, every STUDIOX_TICK_SECONDS): wake due timers, time-outs
+    and back-offs; re-enqueue missions whose worker died or whose message was lost."""
+    return {
+        "woken": _wake_due(),
+        "events": _wake_missed_events(),
+        "recovered": _requeue_lost(),
+    }
+
+
+def _wake_due() -> int:
+    now = timezone.now()
+    due = list(
+        Mission.objects.filter(status=Status.WAITING, wake_at__lte=now)
+        .order_by("wake_at")
+        .values_list("id", flat=True)[:TICK_BATCH]
+    )
+    return sum(mission_wake(mission_id=mission_id) for mission_id in due)
+
+
+def _wake_missed_events() -> int:
+    # An event that arrived while its mission was committing its wait met no waiter; the wait
+    # did not see the event either. The database still has both, so join them here.
+    unclaimed = Event.objects.filter(
+        name=OuterRef("waiting_event"), key=OuterRef("waiting_event_key"), delivered_at=None
+    )
+    missed = list(
+        Mission.objects.filter(status=Status.WAITING, waiting_on=Mission.WaitingOn.EVENT)
+        .filter(Exists(unclaimed))
+        .values_list("id", flat=True)[:TICK_BATCH]
+    )
+    return sum(mission_wake(mission_id=mission_id) for mission_id in missed)
+
+
+def _requeue_lost() -> int:
+    now = timezone.now()
+    grace = now - timedelta(seconds=max(settings.STUDIOX_LEASE_SECONDS, 5))
+    lost = Mission.objects.filter(status__in=Mission.RUNNABLE_STATUSES).filter(
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, enqueued_at__lt=grace)
+        | Q(lease_expires_at__isnull=True, enqueued_at__isnull=True)
+    )
+    ids = list(lost.values_list("id", flat=True)[:TICK_BATCH])
+    if ids:
+        Mission.objects.filter(id__in=ids).update(enqueued_at=now)
+        for mission_id in ids:
+            enqueue_advance(mission_id)
+    return len(ids)
