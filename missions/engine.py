@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
@@ -130,6 +130,7 @@ def lease_acquire(mission_id, worker: str) -> Mission | None:
             lost_leases=Case(
                 When(lease_expires_at__isnull=False, then=F("lost_leases") + 1),
                 default=F("lost_leases"),
+                output_field=models.PositiveIntegerField(),
             ),
             updated_at=now,
         )
@@ -288,6 +289,26 @@ class MissionContext:
         if timezone.is_naive(when):
             raise ValueError("ctx.sleep_until needs a timezone-aware datetime")
         self._wait_until(name, lambda: when)
+
+    def _wait_until(self, name: str, until_of: Callable[[], datetime]) -> None:
+        step = self._enter(name, Kind.SLEEP)
+        if step and step.status == Step.Status.COMPLETED:
+            return None
+        until = _parse_time(step.wait.get("until")) if step else until_of()
+        if timezone.now() >= until:
+            checkpoint = self._completed(name, Kind.SLEEP, step, None, attempts=1)
+            if step is not None:
+                checkpoint.observations.append(_obs("resumed", f"Timer '{name}' is up", name, {}))
+            self._commit(checkpoint)
+            self._after_checkpoint(checkpoint.step)
+            return None
+        wait = {"until": until.isoformat()}
+        self._commit(
+            self._waiting(
+                name, Kind.SLEEP, step, wait, Mission.WaitingOn.TIMER, f"timer '{name}'", until
+            )
+        )
+        raise _Yield(Outcome.WAITING)
 
     def wait_for_event(
         self, name: str, *, event: str, key: str | None = None, timeout: timedelta | None = None

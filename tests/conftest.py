@@ -50,3 +50,15 @@ def outsider(db) -> User:
 @pytest.fixture
 def admin_user(db) -> User:
     return make_user("admin", "supervisor", "finance", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Real worker/scheduler processes; every one is stopped by pid when the test ends."""
+    from tests.workers import Processes
+
+    group = Processes(tmp_path)
+    yield group
+    group.stop_all()
+    if os.getenv("STUDIOX_TEST_LOGS"):
+        print(group.logs())
