@@ -60,7 +60,7 @@ class RetryPolicy:
         return timedelta(seconds=max(0.0, capped + random.uniform(-spread, spread)))
 
     def is_retryable(self, exc: BaseException) -> bool:
-        return not isinstance(exc, NonRetryableError | self.non_retryable)
+        return not isinstance(exc, (NonRetryableError, *self.non_retryable))
 
 
 DEFAULT_RETRY = RetryPolicy()
