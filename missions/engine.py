@@ -195,6 +195,7 @@ class MissionContext:
         self._deadline = deadline
         self._current_step_name: str | None = None
         self.interrupted = False
+        self.dry_run = False
 
     # identity and clock -------------------------------------------------------------------
 
@@ -419,6 +420,8 @@ class MissionContext:
                 f"for {kind} '{name}' but the mission recorded {recorded.kind} '{recorded.name}'"
             )
         self._position += 1
+        if self.dry_run and (recorded is None or recorded.status != Step.Status.COMPLETED):
+            raise _Yield(Outcome.SKIPPED)  # the recorded history matched up to here
         return recorded
 
     def _guard_worker_losses(self, name: str) -> None:
@@ -815,3 +818,25 @@ def enqueue_advance(mission_id) -> None:
         logger.warning(
             "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True
         )
+
+
+def mission_check_compatibility(mission: Mission) -> str | None:
+    """Replay the mission's recorded steps against the current code, executing nothing.
+    None if the code still agrees with the record, else why it would diverge."""
+    definition = get_definition(mission.type, mission.version)
+    if definition is None:
+        return f"mission type '{mission.type}' version {mission.version} is not registered"
+    steps = list(Step.objects.filter(mission=mission).order_by("position"))
+    ctx = MissionContext(mission, definition, steps, deadline=0)
+    ctx.dry_run = True
+    try:
+        definition.fn(ctx, definition.parse_input(mission.input))
+    except _Yield:
+        return None
+    except IncompatibleCodeChange as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"the code raised {type(exc).__name__} while replaying: {exc}"
+    if len(steps) > ctx._position:
+        return f"the code now finishes after {ctx._position} steps; {len(steps)} are recorded"
+    return None

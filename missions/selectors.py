@@ -87,3 +87,44 @@ def mission_types() -> list[MissionDefinition]:
 def missions_active() -> QuerySet[Mission]:
     """Every mission that has not finished, for the rail."""
     return Mission.objects.exclude(status__in=Mission.FINAL_STATUSES).select_related("started_by")
+
+
+def missions_in_flight() -> QuerySet[Mission]:
+    return Mission.objects.exclude(status__in=Mission.FINAL_STATUSES).order_by("created_at")
+
+
+def missions_stuck(*, limit: int = 500) -> list[tuple[Mission, str]]:
+    """Missions that are not moving, with the reason an operator needs to act on."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    now = timezone.now()
+    late = now - timedelta(seconds=max(60, settings.STUDIOX_LEASE_SECONDS * 6))
+    reasons = [
+        (
+            Q(status__in=Mission.RUNNABLE_STATUSES, lease_expires_at__lt=late),
+            "its worker died and no worker has taken it over: are workers and the scheduler running?",
+        ),
+        (
+            Q(
+                status__in=Mission.RUNNABLE_STATUSES,
+                lease_expires_at__isnull=True,
+                enqueued_at__lt=late,
+            ),
+            "runnable but not picked up: are workers consuming the queue?",
+        ),
+        (
+            Q(status=Mission.Status.WAITING, wake_at__lt=late),
+            "its timer or time-out is overdue: is the scheduler (celery beat) running?",
+        ),
+        (Q(status=Mission.Status.PAUSED), "paused by an operator"),
+        (Q(status=Mission.Status.FAILED), "failed: fix the cause, then retry it"),
+    ]
+    stuck: list[tuple[Mission, str]] = []
+    for condition, reason in reasons:
+        for mission in Mission.objects.filter(condition).order_by("updated_at")[:limit]:
+            detail = f" ({mission.error})" if mission.error else ""
+            stuck.append((mission, reason + detail))
+    return stuck

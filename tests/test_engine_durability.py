@@ -1,6 +1,7 @@
 """Durability with real worker processes: kill -9, restarts, timers, events (SPEC §2)."""
 
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,25 @@ def test_two_workers_share_many_missions_and_run_each_step_once(processes, tmp_p
         eventually(finished(mission), what=f"mission {mission.id}")
         assert mission.verdict == {"outcome": "counted", "total": 5}
         assert all(step.attempts == 1 for step in mission.steps.all())
+
+
+def test_a_three_day_sleep_leaves_no_message_in_the_broker(processes):
+    from django.conf import settings
+
+    from tests.conftest import production_services, require
+
+    require(production_services(), "PostgreSQL and Redis (STUDIOX_BROKER_URL=redis://...)")
+    import redis
+
+    processes.worker()
+    mission = mission_start(type="test_sleep", input={"seconds": 3 * 24 * 3600}).mission
+    eventually(lambda: status_of(mission).waiting_on == "timer", what="the three-day sleep")
+    broker = redis.Redis.from_url(settings.BROKER_URL)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+
+    def messages_about_the_mission() -> list[bytes]:
+        held = [*broker.lrange(queue, 0, -1), *broker.hvals("unacked")]
+        return [message for message in held if str(mission.id).encode() in message]
+
+    eventually(lambda: not messages_about_the_mission(), what="no message held for the mission")
+    assert mission.wake_at > mission.waiting_since + timedelta(days=2, hours=23)
