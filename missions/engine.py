@@ -26,6 +26,7 @@ from django.db import connection, models, transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
+from missions import fastpath
 from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import (
     DEFAULT_RETRY,
@@ -141,31 +142,45 @@ def lease_acquire(mission_id, worker: str) -> Mission | None:
 
 
 class _Heartbeat:
-    """Renews the lease while a long step runs, so a slow step is not mistaken for a dead one."""
+    """Renews the leases of steps running in this process, so a slow step is not mistaken for
+    a dead worker. One thread per process; a step only registers and unregisters."""
+
+    _lock = threading.Lock()
+    _running: dict[tuple[Any, int], int] = {}
+    _thread: threading.Thread | None = None
 
     def __init__(self, mission_id, token: int):
-        self.mission_id, self.token = mission_id, token
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.key = (mission_id, token)
 
     def __enter__(self) -> _Heartbeat:
-        self._thread.start()
+        with self._lock:
+            self._running[self.key] = self._running.get(self.key, 0) + 1
+            if _Heartbeat._thread is None or not _Heartbeat._thread.is_alive():
+                _Heartbeat._thread = threading.Thread(target=self._run, daemon=True)
+                _Heartbeat._thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
+        with self._lock:
+            self._running[self.key] -= 1
+            if not self._running[self.key]:
+                del self._running[self.key]
 
-    def _run(self) -> None:
-        interval = settings.STUDIOX_LEASE_SECONDS / 3
-        try:
-            while not self._stop.wait(interval):
-                Mission.objects.filter(id=self.mission_id, fencing_token=self.token).update(
-                    lease_expires_at=timezone.now()
-                    + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
-                )
-        finally:
-            connection.close()
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            time.sleep(settings.STUDIOX_LEASE_SECONDS / 3)
+            with cls._lock:
+                running = list(cls._running)
+            try:
+                for mission_id, token in running:
+                    Mission.objects.filter(id=mission_id, fencing_token=token).update(
+                        lease_expires_at=timezone.now()
+                        + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
+                    )
+            except Exception:  # a missed renewal only risks a takeover, which fencing makes safe
+                logger.warning("could not renew leases", exc_info=True)
+                connection.close()
 
 
 # --- the context a mission function receives ----------------------------------------------
@@ -461,8 +476,7 @@ class MissionContext:
         try:
             if kind == Kind.TRANSACTION:
                 return self._run_transaction(name, step, runner, attempts)
-            with _Heartbeat(self.mission.id, self._token):
-                result = _checked_size(name, to_json(runner()))
+            result = _checked_size(name, to_json(runner()))
         except (_Yield, StaleLease):
             raise
         except Exception as exc:
@@ -618,42 +632,42 @@ class MissionContext:
         return _CommitBlock(self)
 
     def _commit(self, checkpoint: _Checkpoint) -> None:
-        # The fenced UPDATE in _write is the first statement, so no separate fence is needed.
+        # A plain step's checkpoint is one statement, atomic on its own: no BEGIN/COMMIT
+        # round trips. Everything else, or a fence that fails, takes the transaction below.
+        if not connection.in_atomic_block and self._write(checkpoint, fast_only=True):
+            return
         with _CommitBlock(self, prefence=False) as commit:
             commit(checkpoint)
 
-    def _write(self, checkpoint: _Checkpoint) -> None:
-        """Inside an atomic block: fence, then the step, the mission state and observations."""
+    def _write(self, checkpoint: _Checkpoint, fast_only: bool = False) -> bool:
+        """Fence, then the step, the mission state and observations; inside an atomic block
+        unless `fast_only` (then False means nothing was written)."""
         updates = dict(checkpoint.mission_updates)
         status_to = updates.pop("status_to", Status.RUNNING)
+        now = timezone.now()
         keep_lease = status_to == Status.RUNNING and time.monotonic() < self._deadline
-        lease = (
-            {"lease_expires_at": timezone.now() + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)}
-            if keep_lease
-            else {"lease_owner": "", "lease_expires_at": None, "enqueued_at": timezone.now()}
+        lines = [*self._pending_observations, *checkpoint.observations]
+        written = fastpath.applicable(checkpoint.step, checkpoint.created, status_to) and (
+            fastpath.complete_step(
+                mission=self.mission,
+                token=self._token,
+                step=checkpoint.step,
+                lines=lines,
+                keep_lease=keep_lease,
+                now=now,
+            )  # fmt: skip
         )
-        fenced = Mission.objects.filter(id=self.mission.id, fencing_token=self._token)
-        done = fenced.filter(status=Status.RUNNING).update(
-            status=status_to, lost_leases=0, updated_at=timezone.now(), **updates, **lease
-        )
-        if not done:
-            # Paused or cancelled while the step ran: keep the step, stop here.
-            only_progress = {
-                k: v for k, v in updates.items() if k in ("current_step", "step_count")
-            }
-            release = {"lease_owner": "", "lease_expires_at": None}
-            if not fenced.update(**only_progress, **release, updated_at=timezone.now()):
-                raise StaleLease(f"mission {self.mission.id} was taken over by another worker")
-            self.interrupted = True
+        if not written:
+            if fast_only:
+                return False
+            # A kept lease is renewed by the heartbeat, not here: fewer index writes per step.
+            lease = (
+                {}
+                if keep_lease
+                else {"lease_owner": "", "lease_expires_at": None, "enqueued_at": now}
+            )
+            self._write_with_orm(checkpoint, updates, status_to, lease, lines)
         self._keep_lease = keep_lease and not self.interrupted
-        if checkpoint.step is not None:
-            if checkpoint.created:
-                checkpoint.step.save(force_insert=True)
-            else:
-                checkpoint.step.save(force_update=True)
-        for line in (*self._pending_observations, *checkpoint.observations):
-            observation_record(mission=self.mission, step_name=line.get("step", ""),
-                               kind=line["kind"], message=line["message"], data=line["data"])  # fmt: skip
         self._pending_observations = []
         self.mission.lost_leases = 0
         if checkpoint.step is not None and checkpoint.created:
@@ -661,6 +675,33 @@ class MissionContext:
             self._names[checkpoint.step.name] = checkpoint.step
         if status_to == Status.RUNNING and "step_count" in updates:
             self.mission.step_count += 1
+        return True
+
+    def _write_with_orm(
+        self, checkpoint: _Checkpoint, updates: dict, status_to: str, lease: dict, lines: list
+    ) -> None:
+        now = timezone.now()
+        fenced = Mission.objects.filter(id=self.mission.id, fencing_token=self._token)
+        done = fenced.filter(status=Status.RUNNING).update(
+            status=status_to, lost_leases=0, updated_at=now, **updates, **lease
+        )
+        if not done:
+            # Paused or cancelled while the step ran: keep the step, stop here.
+            progress = {k: v for k, v in updates.items() if k in ("current_step", "step_count")}
+            release = {"lease_owner": "", "lease_expires_at": None}
+            if not fenced.update(**progress, **release, updated_at=now):
+                raise StaleLease(f"mission {self.mission.id} was taken over by another worker")
+            self.interrupted = True
+        if checkpoint.step is not None:
+            if checkpoint.created:
+                checkpoint.step.save(force_insert=True)
+            else:
+                checkpoint.step.save(force_update=True)
+        for line in lines:
+            observation_record(
+                mission=self.mission, step_name=line.get("step", ""), kind=line["kind"],
+                message=line["message"], data=line["data"],
+            )  # fmt: skip
 
     def _after_checkpoint(self, step: Step) -> Any:
         """After a step committed: carry on in-process while the time slice lasts, else yield."""
@@ -770,7 +811,8 @@ def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
             f"mission type '{mission.type}' version {mission.version} is not registered in this "
             "worker; deploy its code (STUDIOX_MISSION_MODULES) and retry"
         ))  # fmt: skip
-    return _finish_pass(ctx, lambda: _run_function(ctx, definition))
+    with _Heartbeat(mission.id, mission.fencing_token):
+        return _finish_pass(ctx, lambda: _run_function(ctx, definition))
 
 
 def _run_function(ctx: MissionContext, definition: MissionDefinition) -> None:

@@ -119,7 +119,10 @@ class Step(models.Model):
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
 
-    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by the unique (mission, position) constraint, which also serves the foreign key.
+    mission = models.ForeignKey(
+        Mission, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
     name = models.CharField(max_length=200)
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STEP)

@@ -18,14 +18,15 @@ class Observation(models.Model):
         VERDICT = "verdict", "Verdict"
         NOTE = "note", "Note"
 
+    # Indexed by (mission, id) below, which also serves the foreign key.
     mission = models.ForeignKey(
-        "missions.Mission", on_delete=models.CASCADE, related_name="observations"
+        "missions.Mission", on_delete=models.CASCADE, related_name="observations", db_index=False
     )
     step_name = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     message = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]

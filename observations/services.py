@@ -17,16 +17,23 @@ def observation_payload(observation: Observation) -> dict:
     }
 
 
+def observation_clean(*, message: str, data: dict | None) -> tuple[str, dict]:
+    """What may be stored: secrets masked, the message cut to one line's length."""
+    return redact(message)[:500], redact(data or {})
+
+
+def observation_publish_on_commit(payloads: list[dict]) -> None:
+    """Push rows written by someone else (the engine's one-statement checkpoint) after commit."""
+    transaction.on_commit(lambda: publish_observations(payloads))
+
+
 def observation_record(
     *, mission, kind: str, message: str, step_name: str = "", data: dict | None = None
 ) -> Observation:
     """Store one rail line in the caller's transaction; push it live once that commits."""
+    message, data = observation_clean(message=message, data=data)
     observation = Observation.objects.create(
-        mission=mission,
-        kind=kind,
-        message=redact(message)[:500],
-        step_name=step_name,
-        data=redact(data or {}),
+        mission=mission, kind=kind, message=message, step_name=step_name, data=data
     )
     payload = observation_payload(observation)
     transaction.on_commit(lambda: publish_observations([payload]))
