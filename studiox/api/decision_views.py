@@ -1,0 +1,79 @@
+"""The Decision Queue through the API (SPEC §5, §9): the caller's decisions, and deciding one."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from studiox.api.serializers import (
+    DecideSerializer,
+    DecisionListQuerySerializer,
+    DecisionSerializer,
+    ErrorSerializer,
+)
+from studiox.api.views import BAD_REQUEST, UNAUTHENTICATED, ApiView, _valid
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+def _visible_decision(request: Request, decision_id: str):
+    from decisions.selectors import decision_get_for
+
+    decision = decision_get_for(user=request.user, decision_id=decision_id)
+    if decision is None:
+        raise NotFound(f"No decision {decision_id} is visible to you.")
+    return decision
+
+
+class DecisionsView(ApiView):
+    @extend_schema(
+        operation_id="decisions_list",
+        summary="Your decisions: those for your roles (pending ones by default)",
+        parameters=[DecisionListQuerySerializer],
+        responses={200: DecisionSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        from decisions.selectors import decisions_for_roles
+
+        query = _valid(DecisionListQuerySerializer, request.query_params)
+        decisions = decisions_for_roles(user=request.user, status=query["status"])
+        return Response(DecisionSerializer(decisions[: query["limit"]], many=True).data)
+
+
+class DecisionView(ApiView):
+    @extend_schema(
+        operation_id="decisions_get",
+        summary="One decision with its context and evidence",
+        responses={200: DecisionSerializer, 401: UNAUTHENTICATED, 404: _error("Not visible.")},
+    )
+    def get(self, request: Request, decision_id: str) -> Response:
+        return Response(DecisionSerializer(_visible_decision(request, decision_id)).data)
+
+
+class DecisionDecideView(ApiView):
+    @extend_schema(
+        operation_id="decisions_decide",
+        summary="Approve or reject a decision; the mission resumes at once",
+        request=DecideSerializer,
+        responses={
+            200: DecisionSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            403: _error("Not allowed: not in the role, or four eyes (own mission, two tiers)."),
+            404: _error("Not visible."),
+            409: _error("Already decided; `detail` names who decided first."),
+        },
+    )
+    def post(self, request: Request, decision_id: str) -> Response:
+        from decisions.services import decision_decide
+
+        decision = _visible_decision(request, decision_id)
+        body = _valid(DecideSerializer, request.data)
+        decision = decision_decide(
+            decision=decision, user=request.user, outcome=body["outcome"], comment=body["comment"]
+        )
+        return Response(DecisionSerializer(decision).data)

@@ -1,0 +1,154 @@
+"""What the API reads and writes. Serializers validate shapes; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from missions.models import Mission, Step
+from missions.runtime import MissionDefinition
+from observations.models import Observation
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in one sentence.")
+    errors = serializers.DictField(
+        help_text='Field errors, e.g. {"input": {"amount": ["..."]}}; empty when none.'
+    )
+
+
+class MissionTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    input_schema = serializers.SerializerMethodField(help_text="JSON Schema of the input.")
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_input_schema(self, definition: MissionDefinition) -> dict[str, Any]:
+        return definition.input_schema()
+
+
+class MissionStartSerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=100, help_text="A name from GET /api/mission-types/.")
+    input = serializers.JSONField(
+        default=dict, help_text="The mission's input; it must match the type's input_schema."
+    )
+
+    def validate_input(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Mission input must be a JSON object.")
+        return value
+
+
+class MissionSerializer(serializers.ModelSerializer):
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    cancelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Mission
+        fields = [
+            "id", "type", "version", "title", "status", "input", "verdict", "error",
+            "current_step", "step_count", "waiting_on", "waiting_detail", "waiting_since",
+            "wake_at", "started_by", "cancelled_by", "idempotency_key", "created_at",
+            "updated_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class MissionListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Mission.Status.choices, required=False)
+    type = serializers.CharField(max_length=100, required=False)
+
+
+class StepSerializer(serializers.ModelSerializer):
+    duration = serializers.FloatField(
+        source="duration_seconds", read_only=True, allow_null=True, help_text="seconds"
+    )
+
+    class Meta:
+        model = Step
+        fields = [
+            "name", "position", "kind", "status", "attempts", "result", "error",
+            "idempotency_key", "started_at", "finished_at", "duration",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class StepListSerializer(serializers.Serializer):
+    mission = serializers.UUIDField()
+    results = StepSerializer(many=True)
+
+
+class ObservationSerializer(serializers.ModelSerializer):
+    seq = serializers.IntegerField(source="id", help_text="Sequence number; pass it as ?after=")
+    step = serializers.CharField(source="step_name")
+
+    class Meta:
+        model = Observation
+        fields = ["seq", "step", "kind", "message", "data", "created_at"]
+        read_only_fields = fields
+
+
+class ObservationQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, help_text="Last seq already seen.")
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=500)
+
+
+class ObservationListSerializer(serializers.Serializer):
+    mission = serializers.UUIDField()
+    results = ObservationSerializer(many=True)
+    last_seq = serializers.IntegerField(
+        help_text="Pass as ?after= to read on; equals `after` when nothing is new."
+    )
+    has_more = serializers.BooleanField()
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class EventSerializer(serializers.Serializer):
+    event = serializers.CharField(max_length=200, help_text="The event name missions wait for.")
+    key = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="",
+        help_text="Correlation key, e.g. an order id.",
+    )  # fmt: skip
+    payload = serializers.JSONField(required=False, allow_null=True, default=None)
+
+
+class EventResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="event.id")
+    event = serializers.CharField(source="event.name")
+    key = serializers.CharField(source="event.key")
+    received_at = serializers.DateTimeField(source="event.received_at")
+    created = serializers.BooleanField(help_text="False when an Idempotency-Key repeat.")
+    delivered_to = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="Missions woken by it; empty means it is kept for the first that waits.",
+    )
+
+
+DECISION_STATUSES = ["pending", "approved", "rejected", "expired", "withdrawn"]
+
+
+class DecisionListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DECISION_STATUSES, default="pending")
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+class DecisionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    mission = serializers.UUIDField(source="mission_id")
+    title = serializers.CharField()
+    status = serializers.CharField()
+
+
+class DecideSerializer(serializers.Serializer):
+    outcome = serializers.CharField(
+        max_length=50, help_text='One of the decision\'s options: "approved" or "rejected".'
+    )
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

@@ -1,0 +1,255 @@
+"""StudioX as an MCP server (SPEC §8): the API's main actions as tools for agents.
+
+Callers authenticate with their API token, over streamable HTTP at /mcp (`Authorization:
+Token <key>` or `Bearer <key>`) or over stdio (`manage.py mcp_stdio --token <key>`). Every tool
+runs the same selectors, services and permission checks as the REST API, and answers with the
+same JSON shapes.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import close_old_connections
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from starlette.types import Receive, Scope, Send
+
+from missions.selectors import mission_get_for, mission_types
+from missions.services import event_deliver, mission_start
+from studiox.api import permissions
+from studiox.api.exceptions import domain_error
+from studiox.api.selectors import mission_recent_observations
+from studiox.api.serializers import (
+    EventResultSerializer,
+    MissionSerializer,
+    MissionTypeSerializer,
+    ObservationSerializer,
+)
+
+USER_ID_SCOPE_KEY = "studiox.user_id"
+MAX_RECENT_OBSERVATIONS = 200
+
+INSTRUCTIONS = """StudioX runs durable AI Missions. Call list_mission_types to see what can be
+started and the JSON Schema of each input, start_mission to start one (pass an idempotency_key
+to make retries safe), get_mission to follow it, list_pending_decisions for the approvals
+waiting on your roles, and send_event to deliver an external event to waiting missions."""
+
+T = TypeVar("T")
+
+
+def token_user(key: str):
+    """The active user owning API token `key`, or None (DRF's own token rules)."""
+    try:
+        user, _ = TokenAuthentication().authenticate_credentials(key)
+    except AuthenticationFailed:
+        return None
+    return user
+
+
+def _in_thread(fn: Callable[..., T]) -> Callable[..., Any]:
+    """Run ORM code in Django's thread; stale connections are closed as a request would."""
+
+    def with_connections(*args: Any) -> T:
+        close_old_connections()
+        try:
+            return fn(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(with_connections, thread_sensitive=True)
+
+
+def _refused(exc: Exception) -> ToolError:
+    error = domain_error(exc)
+    if error is None:
+        raise exc
+    message = error.detail
+    if error.errors:
+        message += " " + json.dumps(error.errors, sort_keys=True)
+    return ToolError(message)
+
+
+class StudioXTools:
+    """The tools; `stdio_user_id` is the caller on stdio, where there is no HTTP request."""
+
+    def __init__(self, stdio_user_id: int | None = None):
+        self.stdio_user_id = stdio_user_id
+
+    def caller_id(self, ctx: Context) -> int:
+        request = ctx.request_context.request
+        user_id = request.scope.get(USER_ID_SCOPE_KEY) if request is not None else None
+        user_id = user_id or self.stdio_user_id
+        if not user_id:
+            raise ToolError("Not authenticated: pass an API token.")
+        return user_id
+
+    @staticmethod
+    def _user(user_id: int):
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise ToolError("The token's user no longer exists or is inactive.")
+        return user
+
+    async def list_mission_types(self, ctx: Context) -> dict[str, Any]:
+        """The mission types you can start, each with its version, title, description and the
+        JSON Schema its input must match."""
+        self.caller_id(ctx)
+
+        def run() -> dict[str, Any]:
+            return {"mission_types": MissionTypeSerializer(mission_types(), many=True).data}
+
+        return await _in_thread(run)()
+
+    async def start_mission(
+        self, type: str, input: dict[str, Any], ctx: Context, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        """Start a mission of `type` with `input` (matching the type's input schema). With an
+        `idempotency_key`, repeating the call returns the first mission instead of a new one."""
+        user_id = self.caller_id(ctx)
+
+        def run() -> dict[str, Any]:
+            try:
+                result = mission_start(
+                    type=type, input=input, started_by=self._user(user_id),
+                    idempotency_key=idempotency_key[:200],
+                )  # fmt: skip
+            except Exception as exc:
+                raise _refused(exc) from exc
+            return {"created": result.created, "mission": MissionSerializer(result.mission).data}
+
+        return await _in_thread(run)()
+
+    async def get_mission(
+        self, mission_id: str, ctx: Context, observations: int = 20
+    ) -> dict[str, Any]:
+        """Where a mission stands: status, current step, what it waits on and since when, its
+        verdict or error, and its most recent observations (the rail), oldest first."""
+        user_id = self.caller_id(ctx)
+        limit = max(0, min(observations, MAX_RECENT_OBSERVATIONS))
+
+        def run() -> dict[str, Any]:
+            mission = mission_get_for(user=self._user(user_id), mission_id=mission_id)
+            if mission is None:
+                raise ToolError(f"No mission {mission_id} is visible to you.")
+            recent = mission_recent_observations(mission=mission, limit=limit) if limit else []
+            return {
+                "mission": MissionSerializer(mission).data,
+                "observations": ObservationSerializer(recent, many=True).data,
+            }
+
+        return await _in_thread(run)()
+
+    async def list_pending_decisions(self, ctx: Context) -> dict[str, Any]:
+        """The pending decisions waiting on your roles, with their context."""
+        user_id = self.caller_id(ctx)
+
+        def run() -> dict[str, Any]:
+            from decisions.selectors import decisions_for_roles
+
+            from studiox.api.serializers import DecisionSerializer
+
+            pending = decisions_for_roles(user=self._user(user_id), status="pending")[:100]
+            return {"decisions": DecisionSerializer(pending, many=True).data}
+
+        return await _in_thread(run)()
+
+    async def send_event(
+        self, event: str, ctx: Context, key: str = "", payload: Any = None,
+        idempotency_key: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        """Deliver external event `event` (with correlation `key` and a JSON `payload`) to the
+        missions waiting for it; kept for the first one that waits if none does yet. Needs the
+        missions.add_event permission."""
+        user_id = self.caller_id(ctx)
+
+        def run() -> dict[str, Any]:
+            user = self._user(user_id)
+            if not permissions.can_send_events(user):
+                raise ToolError(permissions.CANNOT_SEND_EVENTS)
+            try:
+                result = event_deliver(
+                    event=event[:200], key=key[:200], payload=payload, sent_by=user,
+                    idempotency_key=idempotency_key[:200],
+                )  # fmt: skip
+            except Exception as exc:
+                raise _refused(exc) from exc
+            return EventResultSerializer(result).data
+
+        return await _in_thread(run)()
+
+
+def build_server(*, stdio_user_id: int | None = None) -> MCPServer:
+    """A StudioX MCP server; on stdio, `stdio_user_id` is the authenticated caller."""
+    server = MCPServer("studiox", title="StudioX", instructions=INSTRUCTIONS, version="1.0.0")
+    tools = StudioXTools(stdio_user_id=stdio_user_id)
+    for tool in (
+        tools.list_mission_types,
+        tools.start_mission,
+        tools.get_mission,
+        tools.list_pending_decisions,
+        tools.send_event,
+    ):
+        server.add_tool(tool)
+    return server
+
+
+def transport_security() -> TransportSecuritySettings:
+    """Host checks against DNS rebinding, from ALLOWED_HOSTS (any port)."""
+    hosts = [host for host in settings.ALLOWED_HOSTS if host]
+    if "*" in hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = [host.lstrip(".") for host in hosts]
+    origins = [f"{scheme}://{name}" for name in names for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*names, *(f"{name}:*" for name in names)],
+        allowed_origins=[*origins, *(f"{origin}:*" for origin in origins),
+                         *settings.CSRF_TRUSTED_ORIGINS],
+    )  # fmt: skip
+
+
+async def _unauthorized(send: Send) -> None:
+    body = json.dumps(
+        {"detail": "Authentication credentials were not provided or are not valid: send "
+         "'Authorization: Token <key>' (or 'Bearer <key>').", "errors": {}}
+    ).encode()  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Token realm="api"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _token_from(scope: Scope) -> str:
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, key = header.strip().partition(" ")
+    return key.strip() if scheme.lower() in ("token", "bearer") else ""
+
+
+class TokenAuthenticated:
+    """Lets through only requests with a valid API token, marking the scope with its user."""
+
+    def __init__(self, app: Callable):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _token_from(scope)
+        user = await _in_thread(token_user)(key) if key else None
+        if user is None:
+            await _unauthorized(send)
+            return
+        await self.app({**scope, USER_ID_SCOPE_KEY: user.pk}, receive, send)

@@ -1,0 +1,106 @@
+"""ASGI apps mounted beside Django: the MCP endpoint at /mcp (streamable HTTP).
+
+The MCP session manager needs a running task group for its whole life. ASGI lifespan events
+start and stop it when the server sends them; otherwise (Channels' ProtocolTypeRouter does not
+route lifespan) it starts on the first /mcp request, in the server's event loop, and stops
+when that loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from starlette.types import Receive, Scope, Send
+
+MCP_PATH = "/mcp"
+
+logger = logging.getLogger("studiox.mcp")
+
+
+class McpEndpoint:
+    """The MCP server over stateless streamable HTTP (JSON responses), token-authenticated.
+
+    Stateless: every request stands alone, so any web process can answer it and more processes
+    behind a load balancer need no sticky sessions.
+    """
+
+    def __init__(self) -> None:
+        self._manager = None
+        self._app: Callable | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def _build(self) -> None:
+        from studiox.mcp_server import TokenAuthenticated, build_server, transport_security
+
+        server = build_server()
+        server.streamable_http_app(
+            streamable_http_path=MCP_PATH, stateless_http=True, json_response=True,
+            transport_security=transport_security(),
+            max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 4 * 1024 * 1024,
+        )  # fmt: skip
+        self._manager = server.session_manager
+        self._app = TokenAuthenticated(self._manager.handle_request)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new event loop (tests run several): the old manager died with the old loop.
+            self._loop, self._task, self._lock = loop, None, asyncio.Lock()
+        async with self._lock:
+            if self._task is not None and not self._task.done():
+                return
+            self._build()
+            started, self._stop = asyncio.Event(), asyncio.Event()
+            self._task = loop.create_task(self._run(started, self._stop))
+            await started.wait()
+
+    async def _run(self, started: asyncio.Event, stop: asyncio.Event) -> None:
+        async with self._manager.run():
+            started.set()
+            await stop.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None and self._stop is not None:
+            self._stop.set()
+            await self._task
+            self._task = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._task is None or self._task.done() or self._loop is not asyncio.get_running_loop():
+            await self.start()
+        await self._app(scope, receive, send)
+
+
+def _is_mcp(path: str) -> bool:
+    return path == MCP_PATH or path == MCP_PATH + "/"
+
+
+def mount_http(django_app: Callable) -> Callable:
+    """An ASGI app: /mcp to the MCP server, everything else to Django."""
+    mcp = McpEndpoint()
+
+    async def lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await mcp.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+        elif scope["type"] == "http" and _is_mcp(scope["path"]):
+            await mcp(scope, receive, send)
+        else:
+            await django_app(scope, receive, send)
+
+    return app
