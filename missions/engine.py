@@ -174,7 +174,11 @@ class _Heartbeat:
                 running = list(cls._running)
             try:
                 for mission_id, token in running:
-                    Mission.objects.filter(id=mission_id, fencing_token=token).update(
+                    # Only a lease still held: a pass that just released it must stay released.
+                    held = Mission.objects.filter(
+                        id=mission_id, fencing_token=token, lease_expires_at__isnull=False
+                    )
+                    held.update(
                         lease_expires_at=timezone.now()
                         + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
                     )
