@@ -122,3 +122,22 @@ def test_a_three_day_sleep_leaves_no_message_in_the_broker(processes):
 
     eventually(lambda: not messages_about_the_mission(), what="no message held for the mission")
     assert mission.wake_at > mission.waiting_since + timedelta(days=2, hours=23)
+
+
+def test_the_same_advance_delivered_many_times_to_two_workers_runs_each_step_once(
+    processes, tmp_path
+):
+    from missions.engine import enqueue_advance
+
+    marker = tmp_path / "effects.log"
+    processes.worker("a")
+    processes.worker("b")
+    mission = mission_start(type="test_effects", input={"marker": str(marker)}).mission
+    for _ in range(10):  # a flood of duplicate deliveries racing the real chain
+        enqueue_advance(mission.id)
+    eventually(finished(mission), what="the verdict")
+    assert mission.status == "succeeded"
+    assert lines(marker).count("first k1") == 1
+    assert len([line for line in lines(marker) if line.startswith("started")]) == 1
+    assert all(step.attempts == 1 for step in mission.steps.all())
+    assert Group.objects.filter(name=f"group-{mission.id}").count() == 1
