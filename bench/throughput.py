@@ -22,9 +22,26 @@ def start_workers(env: dict[str, str]) -> list[subprocess.Popen]:
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "studiox", "worker", "-Q", queue, "--pool=solo",
-             "-n", f"bench{i}@%h", "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "studiox",
+                "worker",
+                "-Q",
+                queue,
+                "--pool=solo",
+                "-n",
+                f"bench{i}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
         for i in range(2)
     ]
@@ -51,7 +68,9 @@ def run_mode(label: str, time_slice_ms: int) -> float:
         elapsed = time.perf_counter() - started
         done = Mission.objects.filter(id__in=ids, status="succeeded").count()
         rate = done * STEPS / elapsed
-        print(f"{label}: {done}/{len(ids)} missions, {done * STEPS} steps in {elapsed:.2f} s = {rate:.0f} steps/s")
+        print(
+            f"{label}: {done}/{len(ids)} missions, {done * STEPS} steps in {elapsed:.2f} s = {rate:.0f} steps/s"
+        )
         Mission.objects.filter(id__in=ids).delete()
         return rate
     finally:

@@ -53,6 +53,9 @@ class Outcome(str, Enum):
     STALE = "stale"  # our lease was taken over; nothing committed
 
 
+_WAIT_KINDS = (Step.Kind.SLEEP, Step.Kind.EVENT, Step.Kind.DECISION)
+
+
 class _Yield(BaseException):
     """Ends a pass. A BaseException so that a mission's `except Exception` cannot swallow it."""
 
@@ -196,6 +199,9 @@ class _Checkpoint:
     created: bool
     mission_updates: dict = field(default_factory=dict)
     observations: list[dict] = field(default_factory=list)
+    # A finished wait did no work: the step after it runs in the same task, saving a broker
+    # round trip between a decision (or event, or timer) and the work it unblocks.
+    carry_on: bool = False
 
 
 class MissionContext:
@@ -560,7 +566,7 @@ class MissionContext:
         row.status, row.result, row.error = Step.Status.COMPLETED, result, ""
         row.attempts = max(attempts, row.attempts, 1)
         row.finished_at = timezone.now()
-        checkpoint = _Checkpoint(row, created)
+        checkpoint = _Checkpoint(row, created, carry_on=kind in _WAIT_KINDS)
         checkpoint.mission_updates = {
             "current_step": name, "step_count": F("step_count") + 1, "waiting_on": "",
             "waiting_detail": "", "waiting_since": None, "wake_at": None,
@@ -649,7 +655,9 @@ class MissionContext:
         updates = dict(checkpoint.mission_updates)
         status_to = updates.pop("status_to", Status.RUNNING)
         now = timezone.now()
-        keep_lease = status_to == Status.RUNNING and time.monotonic() < self._deadline
+        keep_lease = status_to == Status.RUNNING and (
+            checkpoint.carry_on or time.monotonic() < self._deadline
+        )
         lines = [*self._pending_observations, *checkpoint.observations]
         written = fastpath.applicable(checkpoint.step, checkpoint.created, status_to) and (
             fastpath.complete_step(
