@@ -1,32 +1,162 @@
 """Pushes committed observations to the channel layer. A push is a hint: readers catch up
-from the database by sequence number, so a dropped message costs latency, never data."""
+from the database by sequence number, so a dropped message costs latency, never data.
 
+With a shared layer (Redis) one long-lived thread per process owns an event loop and its own
+layer instance, so a sync worker never opens and closes a loop per push (the "Event loop is
+closed" failure of `async_to_sync(layer.group_send)`, channels_redis #332) and the caller never
+waits for Redis. The in-memory layer only reaches consumers of this process, whose queues
+belong to the server's loop, so there the push runs on that loop through `async_to_sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
 import logging
+import os
+import threading
+import time
+from collections import defaultdict
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, channel_layers
 
 logger = logging.getLogger(__name__)
 
 RAIL_GROUP = "rail"
+MESSAGE_TYPE = "observations.created"
+MAX_PENDING = 10_000  # payloads waiting for the publisher; beyond this the oldest are dropped
+FLUSH_SECONDS = 2.0  # how long process exit waits for pushes still queued
 
 
 def mission_group(mission_id) -> str:
     return f"mission-{mission_id}"
 
 
+def group_messages(payloads: list[dict]) -> dict[str, dict]:
+    """One message per group: the rail gets every payload, each mission group its own."""
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for payload in payloads:
+        by_group[mission_group(payload["mission_id"])].append(payload)
+        by_group[RAIL_GROUP].append(payload)
+    return {
+        group: {"type": MESSAGE_TYPE, "observations": items} for group, items in by_group.items()
+    }
+
+
 def publish_observations(payloads: list[dict]) -> None:
-    layer = get_channel_layer()
-    if layer is None or not payloads:
+    """Push payloads (see observation_payload) to the rail and their missions' groups; never
+    raises and, with a shared layer, never blocks on the network."""
+    if not payloads or DEFAULT_CHANNEL_LAYER not in channel_layers.configs:
         return
     try:
-        async_to_sync(_send_all)(layer, payloads)
+        layer = channel_layers[DEFAULT_CHANNEL_LAYER]
+        if isinstance(layer, InMemoryChannelLayer):
+            async_to_sync(_send)(layer, group_messages(payloads))
+        else:
+            _publisher().submit(payloads)
     except Exception:  # the database already has it; a lost push only delays a reader
         logger.warning("could not push %d observations", len(payloads), exc_info=True)
 
 
-async def _send_all(layer, payloads: list[dict]) -> None:
-    for payload in payloads:
-        message = {"type": "observation.created", "observation": payload}
-        await layer.group_send(mission_group(payload["mission_id"]), message)
-        await layer.group_send(RAIL_GROUP, message)
+async def _send(layer, messages: dict[str, dict]) -> None:
+    await asyncio.gather(*(layer.group_send(group, msg) for group, msg in messages.items()))
+
+
+class Publisher:
+    """A daemon thread with its own event loop and channel layer instance, fed by a queue."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue | None = None
+        self._pending = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="observation-publisher", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=5)
+
+    def submit(self, payloads: list[dict]) -> None:
+        if self._loop is None or not self._thread.is_alive():
+            raise RuntimeError("the observation publisher thread is not running")
+        self._loop.call_soon_threadsafe(self._enqueue, payloads)
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until every submitted payload was sent (or dropped); True if it got there."""
+        if self._loop is None or not self._thread.is_alive():
+            return True
+        # A no-op round trip through the loop orders this after every earlier submit.
+        done = threading.Event()
+        self._loop.call_soon_threadsafe(done.set)
+        return done.wait(timeout) and self._idle.wait(max(0.0, timeout))
+
+    def _enqueue(self, payloads: list[dict]) -> None:
+        assert self._queue is not None
+        if self._pending + len(payloads) > MAX_PENDING:
+            logger.warning("observation publisher is behind; dropping %d pushes", len(payloads))
+            return
+        self._idle.clear()
+        self._pending += len(payloads)
+        self._queue.put_nowait(payloads)
+
+    def _mark_idle_if_empty(self) -> None:
+        if self._queue is not None and self._queue.empty() and self._pending == 0:
+            self._idle.set()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._queue = asyncio.Queue()
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_until_complete(self._drain())
+        finally:
+            loop.close()
+
+    async def _drain(self) -> None:
+        assert self._queue is not None
+        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        last_warning = 0.0
+        while True:
+            batch = list(await self._queue.get())
+            while not self._queue.empty():  # whatever piled up meanwhile goes in one round
+                batch.extend(self._queue.get_nowait())
+            try:
+                await _send(layer, group_messages(batch))
+            except Exception:
+                if time.monotonic() - last_warning > 10:  # Redis down: say so, not per push
+                    last_warning = time.monotonic()
+                    logger.warning("could not push %d observations", len(batch), exc_info=True)
+            finally:
+                self._pending -= len(batch)
+                self._mark_idle_if_empty()
+
+
+_lock = threading.Lock()
+_instance: Publisher | None = None
+
+
+def _publisher() -> Publisher:
+    """This process's publisher; a forked child (Celery prefork) starts its own."""
+    global _instance
+    current = _instance
+    if current is not None and current.pid == os.getpid() and current._thread.is_alive():
+        return current
+    with _lock:
+        if _instance is None or _instance.pid != os.getpid() or not _instance._thread.is_alive():
+            _instance = Publisher()
+        return _instance
+
+
+def publisher_flush(timeout: float = FLUSH_SECONDS) -> bool:
+    """Send what is still queued in this process (tests, benchmarks and process exit)."""
+    current = _instance
+    if current is None or current.pid != os.getpid():
+        return True
+    return current.flush(timeout)
+
+
+atexit.register(publisher_flush)

@@ -18,3 +18,7 @@ def schedule_tick(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(
         settings.STUDIOX_TICK_SECONDS, sender.signature("missions.tick"), name="missions.tick"
     )
+    # Retention (SPEC §4): purge expired missions' steps and observations, in batches.
+    sender.add_periodic_task(
+        settings.STUDIOX_PURGE_SECONDS, sender.signature("missions.purge"), name="missions.purge"
+    )

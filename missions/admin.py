@@ -1,0 +1,242 @@
+"""Operators' admin for missions, their checkpoints, and external events.
+
+Everything the engine owns is read-only here: a mission changes only through
+missions.services (the actions below), never by editing its row.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from missions import services
+from missions.models import Event, EventDelivery, Mission, Step
+from observations.models import Observation
+from observations.templatetags.rail import duration, pretty_json
+
+try:  # `import a.b` (not `from a import b`) so a missing module is a ModuleNotFoundError
+    import missions.mcp_admin  # noqa: F401
+except ModuleNotFoundError as exc:  # written by another change; the rest works without it
+    if exc.name != "missions.mcp_admin":
+        raise
+
+logger = logging.getLogger(__name__)
+
+INLINE_STEPS = 300
+INLINE_OBSERVATIONS = 100
+
+
+class ReadOnlyAdminMixin:
+    """Rows the engine writes: shown, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LatestRowsFormSet(BaseInlineFormSet):
+    """Only the newest `limit` rows: a long mission has thousands, the page needs the end."""
+
+    limit = 100
+
+    def get_queryset(self):
+        rows = super().get_queryset()
+        newest = list(rows.order_by("-pk").values_list("pk", flat=True)[: self.limit])
+        return rows.filter(pk__in=newest)
+
+
+class StepFormSet(LatestRowsFormSet):
+    limit = INLINE_STEPS
+
+
+class ObservationFormSet(LatestRowsFormSet):
+    limit = INLINE_OBSERVATIONS
+
+
+class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Step
+    formset = StepFormSet
+    extra = 0
+    show_change_link = True
+    fields = ("position", "name", "kind", "status", "attempts", "started_at", "took", "error")
+    readonly_fields = fields
+    ordering = ("position",)
+    verbose_name_plural = f"Steps (the latest {INLINE_STEPS})"
+
+    @admin.display(description="duration")
+    def took(self, step: Step) -> str:
+        return duration(step.duration_seconds) if step.finished_at else "—"
+
+
+class ObservationInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Observation
+    formset = ObservationFormSet
+    extra = 0
+    fields = ("id", "created_at", "kind", "step_name", "message")
+    readonly_fields = fields
+    ordering = ("-id",)
+    verbose_name_plural = f"Observations (the latest {INLINE_OBSERVATIONS})"
+
+
+@admin.register(Mission)
+class MissionAdmin(admin.ModelAdmin):
+    list_display = (
+        "short_id", "title_or_type", "status", "current_step", "waiting_on", "waiting_since",
+        "started_by", "created_at", "finished_at",
+    )  # fmt: skip
+    list_display_links = ("short_id", "title_or_type")
+    list_filter = ("status", "type", "waiting_on")
+    search_fields = ("id", "type", "title", "started_by__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("started_by", "cancelled_by")
+    list_per_page = 50
+    show_full_result_count = False  # a count of every mission is slow and says little
+    inlines = (StepInline, ObservationInline)
+    actions = ("cancel_selected", "retry_failed")
+    fieldsets = (
+        (None, {"fields": ("id", "type", "version", "title", "status", "started_by",
+                           "created_at", "updated_at", "finished_at", "mission_page")}),
+        ("Input and verdict", {"fields": ("input_json", "verdict_json", "error")}),
+        ("Where it is", {"fields": ("current_step", "step_count", "waiting_on", "waiting_detail",
+                                    "waiting_since", "waiting_event", "waiting_event_key",
+                                    "wake_at")}),
+        ("Engine state", {"classes": ("collapse",),
+                          "fields": ("lease_owner", "lease_expires_at", "fencing_token",
+                                     "lost_leases", "enqueued_at", "idempotency_key",
+                                     "request_fingerprint")}),
+        ("Cancellation", {"fields": ("cancel_requested_at", "cancelled_by")}),
+    )  # fmt: skip
+    readonly_fields = tuple(
+        name for _, options in fieldsets for name in options["fields"]
+    )  # every field: the engine owns the row
+
+    def has_add_permission(self, request) -> bool:
+        return False  # missions start through mission_start (API, MCP, commands)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # verdicts and decision audit trails are kept; retention purges the rest
+
+    def view_on_site(self, mission: Mission) -> str:
+        return reverse("missions:detail", args=[mission.id])
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, mission: Mission) -> str:
+        return str(mission.id)[:8]
+
+    @admin.display(description="mission", ordering="title")
+    def title_or_type(self, mission: Mission) -> str:
+        return mission.title or mission.type
+
+    @admin.display(description="mission page")
+    def mission_page(self, mission: Mission) -> str:
+        return format_html('<a href="{}">timeline and live rail</a>', self.view_on_site(mission))
+
+    @admin.display(description="input")
+    def input_json(self, mission: Mission) -> str:
+        return format_html("<pre>{}</pre>", pretty_json(mission.input))
+
+    @admin.display(description="verdict")
+    def verdict_json(self, mission: Mission) -> str:
+        return format_html("<pre>{}</pre>", pretty_json(mission.verdict))
+
+    @admin.action(description="Cancel selected missions", permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Mission]) -> None:
+        def cancel(mission: Mission) -> None:
+            services.mission_cancel(mission=mission, by=request.user, reason="from the admin")
+
+        self._each(request, queryset, cancel, "Cancelled")
+
+    @admin.action(description="Retry selected failed missions", permissions=["change"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Mission]) -> None:
+        not_failed = queryset.exclude(status=Mission.Status.FAILED).count()
+        if not_failed:
+            self.message_user(
+                request, f"Skipped {not_failed} missions that have not failed.", messages.WARNING
+            )
+
+        def retry(mission: Mission) -> None:
+            services.mission_retry(mission=mission, by=request.user)
+
+        self._each(request, queryset.filter(status=Mission.Status.FAILED), retry, "Retried")
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Mission], operate, done: str):
+        """One service call per mission, each in its own transaction; every refusal reported."""
+        succeeded = 0
+        for mission in queryset.order_by("created_at").iterator(chunk_size=200):
+            try:
+                operate(mission)
+            except services.MissionError as exc:
+                self.message_user(request, f"{mission}: {exc}", messages.ERROR)
+            except Exception:  # one bad mission must not hide the others' results
+                logger.exception("admin action on mission %s failed", mission.id)
+                self.message_user(request, f"{mission}: internal error (logged)", messages.ERROR)
+            else:
+                succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{done} {succeeded} missions.", messages.SUCCESS)
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "mission_link", "position", "kind", "status", "attempts",
+                    "started_at", "took")  # fmt: skip
+    list_filter = ("status", "kind")
+    search_fields = ("name", "mission__id", "idempotency_key")
+    list_select_related = ("mission",)
+    show_full_result_count = False
+    fields = ("mission", "name", "position", "kind", "status", "attempts", "idempotency_key",
+              "started_at", "finished_at", "took", "result_json", "error", "wait")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="mission", ordering="mission")
+    def mission_link(self, step: Step) -> str:
+        url = reverse("admin:missions_mission_change", args=[step.mission_id])
+        return format_html('<a href="{}">{}</a>', url, step.mission)
+
+    @admin.display(description="duration")
+    def took(self, step: Step) -> str:
+        return duration(step.duration_seconds) if step.finished_at else "—"
+
+    @admin.display(description="result")
+    def result_json(self, step: Step) -> str:
+        return format_html("<pre>{}</pre>", pretty_json(step.result))
+
+
+class EventDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = EventDelivery
+    extra = 0
+    fields = ("mission", "step_name", "delivered_at")
+    readonly_fields = fields
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "key", "sent_by", "received_at", "delivered_at")
+    list_filter = ("name",)
+    search_fields = ("name", "key", "idempotency_key")
+    date_hierarchy = "received_at"
+    list_select_related = ("sent_by",)
+    fields = ("name", "key", "payload", "idempotency_key", "sent_by", "received_at",
+              "delivered_at")  # fmt: skip
+    readonly_fields = fields
+    inlines = (EventDeliveryInline,)
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("event", "mission", "step_name", "delivered_at")
+    search_fields = ("event__name", "event__key", "mission__id", "step_name")
+    list_select_related = ("event", "mission")
+    fields = ("event", "mission", "step_name", "delivered_at")
+    readonly_fields = fields

@@ -1,0 +1,252 @@
+"""Live observations over WebSockets: ws/rail/ (every mission the reader may see) and
+ws/missions/<uuid>/ (one mission).
+
+A reader passes ?after=<seq> (or sends {"after": seq}) and receives every observation past it,
+in bounded batches, then live ones. Pushes through the channel layer are hints: each stream
+also reads the database every STUDIOX_LIVE_POLL_SECONDS, which is what makes the in-memory
+layer (worker pushes cannot reach the web process) and a dropped push still deliver.
+
+Frames sent: {"type": "ready", "seq": N} once subscribed, then
+{"type": "observations", "observations": [payload, ...]} with payloads as in
+observations.services.observation_payload plus "mission_title".
+Close codes: 4401 not logged in, 4403 not allowed to see this mission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from missions.selectors import mission_get_for, missions_visible_to
+from observations import selectors
+from observations.publish import RAIL_GROUP, mission_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+LATE_COMMIT_SECONDS = 5.0  # how long a reader looks behind its cursor for late commits
+VISIBILITY_CACHE_SECONDS = 10.0
+
+
+def _db(fn):
+    # Not thread-sensitive: readers' queries run side by side instead of queueing behind one
+    # shared thread, which would put every poll in the way of every push.
+    return database_sync_to_async(fn, thread_sensitive=False)
+
+
+class ObservationStream(AsyncJsonWebsocketConsumer):
+    """What both streams share: authorize, subscribe, catch up, then push and poll."""
+
+    group_name = ""
+
+    async def connect(self) -> None:
+        self.poller: asyncio.Task | None = None
+        self.subscribed = False
+        # Accept first so the close code reaches the browser (a refused handshake has none).
+        await self.accept()
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await self.authorize():
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.seen: dict[int, float] = {}
+        self.cursor = await self._start_cursor()
+        self.marks: deque[tuple[float, int]] = deque([(time.monotonic(), self.cursor)])
+        self.wake = asyncio.Event()
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        self.subscribed = True
+        await self.send_json({"type": "ready", "seq": self.cursor})
+        self.poller = asyncio.create_task(self._poll_forever())
+
+    async def disconnect(self, code) -> None:
+        if getattr(self, "poller", None) is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.poller
+        if getattr(self, "subscribed", False):
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        """{"after": N}: send again everything past N (the page lost what it had)."""
+        if not getattr(self, "subscribed", False) or not isinstance(content, dict):
+            return
+        after = _as_seq(content.get("after"))
+        if after is None:
+            return
+        self.cursor = after
+        self.seen = {seq: at for seq, at in self.seen.items() if seq <= after}
+        self.marks = deque([(time.monotonic(), after)])
+        self.wake.set()
+
+    async def observations_created(self, event: dict) -> None:
+        """A push from the channel layer (observations.publish)."""
+        if not getattr(self, "subscribed", False):
+            return
+        fresh = [p for p in event.get("observations", []) if p.get("seq") not in self.seen]
+        if fresh:
+            await self.deliver(await self.prepare_pushed(fresh))
+
+    # --- for subclasses ---------------------------------------------------------------
+
+    async def authorize(self) -> bool:
+        raise NotImplementedError
+
+    def readable(self):
+        """The observations this reader may see (a queryset, evaluated in a worker thread)."""
+        raise NotImplementedError
+
+    async def prepare_pushed(self, payloads: list[dict]) -> list[dict]:
+        return payloads
+
+    # --- delivery ---------------------------------------------------------------------
+
+    async def deliver(self, payloads: list[dict]) -> None:
+        # Check and mark without awaiting in between, so a push and a poll racing for the same
+        # row cannot both send it.
+        now = time.monotonic()
+        fresh = []
+        for payload in sorted(payloads, key=lambda p: p["seq"]):
+            if payload["seq"] in self.seen:
+                continue
+            self.seen[payload["seq"]] = now
+            self.cursor = max(self.cursor, payload["seq"])
+            fresh.append(payload)
+        if fresh:
+            await self.send_json({"type": "observations", "observations": fresh})
+
+    async def _start_cursor(self) -> int:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        after = _as_seq((query.get("after") or [None])[0])
+        if after is not None:
+            return after
+        return await _db(selectors.observation_last_seq)()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                full = await self._pull()
+            except Exception:  # the database is away for a moment: pushes still flow
+                logger.warning("rail reader could not read observations", exc_info=True)
+                full = False
+            if full:  # a long gap: carry on with the next batch at once
+                continue
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), settings.STUDIOX_LIVE_POLL_SECONDS)
+
+    async def _pull(self) -> bool:
+        """One read of the database; True if the batch was full."""
+        floor = self._floor()
+        self.seen = {seq: at for seq, at in self.seen.items() if seq > floor}
+        rows, full = await _db(self._read)(self.cursor, floor, frozenset(self.seen))
+        await self.deliver(rows)
+        self.marks.append((time.monotonic(), self.cursor))
+        return full
+
+    def _floor(self) -> int:
+        # The cursor as it was LATE_COMMIT_SECONDS ago: a row numbered below that and still
+        # unread belongs to a transaction longer than that, which only its push can bring.
+        horizon = time.monotonic() - LATE_COMMIT_SECONDS
+        while len(self.marks) > 1 and self.marks[1][0] <= horizon:
+            self.marks.popleft()
+        return self.marks[0][1]
+
+    def _read(self, after: int, floor: int, seen: frozenset[int]) -> tuple[list[dict], bool]:
+        scope = self.readable()
+        rows = selectors.observations_after(scope=scope, after=after)
+        full = len(rows) >= selectors.CATCH_UP_BATCH
+        if not full:  # caught up: now look behind the cursor for late commits
+            behind = selectors.observation_ids_between(scope=scope, floor=floor, upto=after)
+            late = [seq for seq in behind if seq not in seen]
+            if late:
+                rows = selectors.observations_with_ids(scope=scope, ids=late) + rows
+        return rows, full
+
+
+class MissionObservationsConsumer(ObservationStream):
+    """ws/missions/<uuid>/: one mission's observations, for whoever may see the mission."""
+
+    async def authorize(self) -> bool:
+        mission_id = self.scope["url_route"]["kwargs"]["mission_id"]
+        mission = await _db(mission_get_for)(user=self.user, mission_id=mission_id)
+        if mission is None:
+            return False
+        self.mission_id = str(mission.id)
+        self.mission_title = mission.title or mission.type
+        self.group_name = mission_group(self.mission_id)
+        return True
+
+    def readable(self):
+        return selectors.observations_of_mission(mission_id=self.mission_id)
+
+    async def prepare_pushed(self, payloads: list[dict]) -> list[dict]:
+        return [
+            {**p, "mission_title": self.mission_title}
+            for p in payloads
+            if p.get("mission_id") == self.mission_id
+        ]
+
+
+class RailConsumer(ObservationStream):
+    """ws/rail/: observations of every mission the reader may see."""
+
+    group_name = RAIL_GROUP
+
+    async def authorize(self) -> bool:
+        self.sees_all = await _db(selectors.user_sees_all_missions)(self.user)
+        self.labels: dict[str, str] = {}
+        self.visible: dict[str, tuple[bool, float]] = {}
+        return True
+
+    def readable(self):
+        return selectors.observations_visible_to(self.user)
+
+    async def prepare_pushed(self, payloads: list[dict]) -> list[dict]:
+        mission_ids = {p["mission_id"] for p in payloads}
+        if not self.sees_all:
+            allowed = await self._visible(mission_ids)
+            payloads = [p for p in payloads if p["mission_id"] in allowed]
+        unknown = [m for m in mission_ids if m not in self.labels]
+        if unknown:
+            self.labels.update(await _db(selectors.mission_labels)(mission_ids=unknown))
+            if len(self.labels) > 10_000:  # a long-lived reader: start the cache over
+                self.labels = {}
+        return [{**p, "mission_title": self.labels.get(p["mission_id"], "")} for p in payloads]
+
+    async def _visible(self, mission_ids: set[str]) -> set[str]:
+        now = time.monotonic()
+        fresh = {
+            m for m in mission_ids
+            if m in self.visible and now - self.visible[m][1] < VISIBILITY_CACHE_SECONDS
+        }  # fmt: skip
+        unknown = mission_ids - fresh
+        if unknown:
+            allowed = await _db(self._allowed)(unknown)
+            if len(self.visible) > 10_000:  # a long-lived reader: start the cache over
+                self.visible = {m: self.visible[m] for m in fresh}
+            for mission_id in unknown:
+                self.visible[mission_id] = (mission_id in allowed, now)
+        return {m for m in mission_ids if self.visible[m][0]}
+
+    def _allowed(self, mission_ids: set[str]) -> set[str]:
+        ids = missions_visible_to(self.user).filter(id__in=mission_ids).values_list("id", flat=True)
+        return {str(mission_id) for mission_id in ids}
+
+
+def _as_seq(value) -> int | None:
+    try:
+        seq = int(value)
+    except (TypeError, ValueError):
+        return None
+    return seq if seq >= 0 else None

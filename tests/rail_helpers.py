@@ -1,0 +1,82 @@
+"""Shared by the rail tests: WebSocket readers logged in as a persona, missions in a state."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+from django.test import Client
+
+from missions.models import Mission
+from observations.models import Observation
+from observations.services import observation_record
+
+TIMEOUT = 10  # seconds a reader waits for a frame before the test fails
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def reader(path: str, cookie: str | None = None) -> WebsocketCommunicator:
+    """A WebSocket client of the real ASGI stack (origin check, sessions, routing)."""
+    from studiox.asgi import application
+
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def run(coroutine_function, *args):
+    """Run an async test body from a sync test (no pytest-asyncio in this project)."""
+    return async_to_sync(coroutine_function)(*args)
+
+
+def mission_for(user, *, title: str = "Counting", status: str = "running", **fields) -> Mission:
+    return Mission.objects.create(
+        type="test_count", version=1, title=title, input={"steps": 1}, started_by=user,
+        status=status, **fields,
+    )  # fmt: skip
+
+
+def record(mission: Mission, message: str, kind: str = "note", **data) -> Observation:
+    """An observation committed as the engine and services write them (pushed after commit)."""
+    with transaction.atomic():
+        return observation_record(mission=mission, kind=kind, message=message, data=data)
+
+
+arecord = database_sync_to_async(record)
+
+
+async def frames_until(communicator: WebsocketCommunicator, predicate, limit: int = 50) -> list:
+    """Observation payloads received until `predicate(payload)` holds for one of them."""
+    received = []
+    for _ in range(limit):
+        frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        if frame["type"] != "observations":
+            continue
+        received.extend(frame["observations"])
+        if any(predicate(p) for p in frame["observations"]):
+            return received
+    raise AssertionError(f"no matching observation among {received}")
+
+
+async def expect_ready(communicator: WebsocketCommunicator) -> int:
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == "ready", frame
+    return frame["seq"]
+
+
+async def expect_closed(communicator: WebsocketCommunicator) -> int:
+    connected, code = await communicator.connect(timeout=TIMEOUT)
+    if not connected:
+        return code
+    output = await communicator.receive_output(timeout=TIMEOUT)
+    assert output["type"] == "websocket.close", output
+    return output.get("code")
