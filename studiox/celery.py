@@ -16,7 +16,11 @@ def schedule_tick(sender: Celery, **kwargs) -> None:
     from django.conf import settings
 
     sender.add_periodic_task(
-        settings.STUDIOX_TICK_SECONDS, sender.signature("missions.tick"), name="missions.tick"
+        settings.STUDIOX_TICK_SECONDS,
+        # A tick that waited longer than two periods in the queue is stale: the next one
+        # does the same work, so busy workers never face a backlog of ticks.
+        sender.signature("missions.tick", options={"expires": settings.STUDIOX_TICK_SECONDS * 2}),
+        name="missions.tick",
     )
     # Retention (SPEC §4): purge expired missions' steps and observations, in batches.
     sender.add_periodic_task(
