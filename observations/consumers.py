@@ -17,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import connections
 
 from missions.selectors import mission_get_for, missions_visible_to
 from observations import selectors
@@ -37,10 +40,28 @@ LATE_COMMIT_SECONDS = 5.0  # how long a reader looks behind its cursor for late 
 VISIBILITY_CACHE_SECONDS = 10.0
 
 
+READER_THREADS = 4
+# Readers' queries run side by side on a few threads of their own, instead of queueing behind
+# Django's one thread-sensitive thread (every poll in the way of every push), and hold at
+# most READER_THREADS database connections per process.
+_readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="rail-reader")
+
+
 def _db(fn):
-    # Not thread-sensitive: readers' queries run side by side instead of queueing behind one
-    # shared thread, which would put every poll in the way of every push.
-    return database_sync_to_async(fn, thread_sensitive=False)
+    return database_sync_to_async(fn, thread_sensitive=False, executor=_readers)
+
+
+def close_reader_connections() -> None:
+    """Close the readers' database connections (tests, before dropping their database)."""
+    barrier = threading.Barrier(READER_THREADS, timeout=5)
+
+    def close() -> None:
+        connections.close_all()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()  # holds this thread so that each task lands on another one
+
+    for future in [_readers.submit(close) for _ in range(READER_THREADS)]:
+        future.result(timeout=10)
 
 
 class ObservationStream(AsyncJsonWebsocketConsumer):

@@ -45,7 +45,9 @@ def operator(db):
     from tests.conftest import make_user
 
     user = make_user("operator")
-    user.user_permissions.add(Permission.objects.get(codename="change_mission"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_mission", "change_mission"])
+    )
     return user
 
 

@@ -6,7 +6,11 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 
-from observations.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from observations.consumers import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHENTICATED,
+    close_reader_connections,
+)
 from observations.models import Observation
 from tests.rail_helpers import (
     arecord,
@@ -21,6 +25,12 @@ from tests.rail_helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def readers_let_go_of_the_database():
+    yield
+    close_reader_connections()  # so the test database can be flushed and dropped
 
 
 @pytest.fixture
