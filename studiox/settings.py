@@ -1,5 +1,6 @@
 """StudioX settings: one module, every knob from the environment (see README, "Settings")."""
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -161,6 +162,29 @@ STUDIOX_RETENTION_DAYS = env_int("STUDIOX_RETENTION_DAYS", 90)
 STUDIOX_PURGE_SECONDS = env_float("STUDIOX_PURGE_SECONDS", 3600.0)
 STUDIOX_LIVE_POLL_SECONDS = env_float("STUDIOX_LIVE_POLL_SECONDS", 1.0)
 STUDIOX_DEMO_PASSWORD = env_str("STUDIOX_DEMO_PASSWORD")
+
+# Knowledge: refunds above this amount (EUR) also need finance sign-off.
+try:
+    STUDIOX_FINANCE_THRESHOLD = Decimal(env_str("STUDIOX_FINANCE_THRESHOLD", "500.00"))
+except InvalidOperation as exc:
+    raise ImproperlyConfigured("Unexpected STUDIOX_FINANCE_THRESHOLD, use e.g. 500.00") from exc
+if not STUDIOX_FINANCE_THRESHOLD.is_finite() or STUDIOX_FINANCE_THRESHOLD < 0:
+    raise ImproperlyConfigured("Unexpected STUDIOX_FINANCE_THRESHOLD, use e.g. 500.00")
+
+# LLM provider (SPEC §8): offline needs no network; the API key is never logged nor recorded.
+LLM_PROVIDERS = ("offline", "openai", "anthropic")
+STUDIOX_LLM_PROVIDER = env_str("STUDIOX_LLM_PROVIDER", "offline")
+if STUDIOX_LLM_PROVIDER not in LLM_PROVIDERS:
+    raise ImproperlyConfigured(
+        f"Unexpected value STUDIOX_LLM_PROVIDER={STUDIOX_LLM_PROVIDER}, use one of {LLM_PROVIDERS}"
+    )
+STUDIOX_LLM_MODEL = env_str("STUDIOX_LLM_MODEL")
+if STUDIOX_LLM_PROVIDER != "offline" and not STUDIOX_LLM_MODEL:
+    raise ImproperlyConfigured(f"STUDIOX_LLM_MODEL is required with {STUDIOX_LLM_PROVIDER}")
+STUDIOX_LLM_BASE_URL = env_str("STUDIOX_LLM_BASE_URL")
+STUDIOX_LLM_API_KEY = env_str("STUDIOX_LLM_API_KEY")
+STUDIOX_LLM_TIMEOUT_SECONDS = env_float("STUDIOX_LLM_TIMEOUT_SECONDS", 60.0)
+STUDIOX_LLM_MAX_TOKENS = env_int("STUDIOX_LLM_MAX_TOKENS", 1024)
 
 # Celery: steps are idempotent, so tasks are acknowledged late, one at a time.
 CELERY_BROKER_URL = BROKER_URL
