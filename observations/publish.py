@@ -118,13 +118,17 @@ class Publisher:
 
     async def _drain(self) -> None:
         assert self._queue is not None
-        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        config, layer = None, None
         last_warning = 0.0
         while True:
             batch = list(await self._queue.get())
             while not self._queue.empty():  # whatever piled up meanwhile goes in one round
                 batch.extend(self._queue.get_nowait())
             try:
+                if channel_layers.configs.get(DEFAULT_CHANNEL_LAYER) is not config:
+                    # First use, or the settings changed (tests): a layer for the new config.
+                    config = channel_layers.configs.get(DEFAULT_CHANNEL_LAYER)
+                    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
                 await _send(layer, group_messages(batch))
             except Exception:
                 if time.monotonic() - last_warning > 10:  # Redis down: say so, not per push
