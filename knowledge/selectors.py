@@ -73,7 +73,8 @@ def knowledge_search_json(query: str, limit: int = 5, kind: str | None = None) -
 def knowledge_record(type: str, key: str) -> dict | None:
     """The record's data plus its "type" and "key", or None; usable as a mission step:
     `ctx.step("retrieve_order", knowledge_record, "order", "A-1001")`."""
-    data = Record.objects.filter(type=type, key=str(key)).values_list("data", flat=True).first()
+    key = str(key)
+    data = Record.objects.filter(type=type, key=key).values_list("data", flat=True).first()
     if data is None:
         return None
     return {**(data if isinstance(data, dict) else {"value": data}), "type": type, "key": key}
