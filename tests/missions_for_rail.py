@@ -10,7 +10,7 @@ from missions.runtime import mission
 
 class BriefingInput(BaseModel):
     subject: str = "Quarterly figures"
-    pause_seconds: float = Field(default=2.0, ge=0, le=60)
+    pause_seconds: float = Field(default=2.0, ge=0, le=86400)
 
 
 def gather_facts(subject: str) -> list[str]:

@@ -133,7 +133,7 @@ def test_the_page_says_what_a_waiting_mission_waits_on(requester):
     mission = drain(started(requester, "test_sleep", seconds=3600))
     text = client_for(requester).get(reverse("missions:detail", args=[mission.id])).text
     assert 'data-testid="mission-status">Waiting<' in text
-    assert "<dt>Waiting on</dt><dd>Timer" in text
+    assert "<dt>Waiting on</dt><dd>Timer &#x27;nap&#x27;</dd>" in text
     assert "data-since=" in text
     assert 'class="gantt-bar wait waiting open"' in text
 

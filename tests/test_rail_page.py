@@ -47,7 +47,7 @@ def test_it_lists_active_missions_with_step_wait_and_requester(admin_user, reque
     assert "Sleeper" in row
     assert "<td>nap</td>" in row  # current step
     assert "Waiting" in row
-    assert "Timer: timer &#x27;nap&#x27;" in row
+    assert "Timer &#x27;nap&#x27;" in row  # what it waits on, in words
     assert "3 min 5 s" in row or "3 min 6 s" in row  # waiting for, in words
     assert "<td>requester</td>" in row
     assert f'data-mission="{done.id}"' not in text  # finished missions leave the rail

@@ -59,3 +59,17 @@ def pretty_json(value) -> str:
     if len(text) > JSON_DISPLAY_LIMIT:
         return text[:JSON_DISPLAY_LIMIT] + f"\n… ({len(text) - JSON_DISPLAY_LIMIT} more characters)"
     return text
+
+
+@register.filter
+def waiting_label(mission) -> str:
+    """What a mission waits on, in one phrase: "Timer 'cool_down'", "Decision: Refund 40"."""
+    if not mission.waiting_on:
+        return ""
+    label = mission.get_waiting_on_display()
+    detail = (mission.waiting_detail or "").strip()
+    if not detail:
+        return label
+    if detail.lower().startswith(label.lower()):
+        return detail[:1].upper() + detail[1:]
+    return f"{label}: {detail}"
