@@ -13,6 +13,7 @@ from observations.consumers import (
 )
 from observations.models import Observation
 from tests.rail_helpers import (
+    TIMEOUT,
     arecord,
     expect_closed,
     expect_ready,
@@ -247,3 +248,46 @@ def test_a_late_commit_behind_the_cursor_still_reaches_the_reader(requester, fas
         assert run(body) == ["Committed first", "Committed late"]
     finally:
         slow.close()
+
+
+def test_a_long_gap_arrives_in_bounded_batches_in_order(requester, slow_polls):
+    from observations.selectors import CATCH_UP_BATCH
+
+    mission = mission_for(requester)
+    Observation.objects.bulk_create(
+        Observation(mission=mission, kind="note", message=f"Line {n}") for n in range(450)
+    )
+    cookie = session_cookie(requester)
+
+    async def body():
+        communicator = reader(f"/ws/missions/{mission.id}/?after=0", cookie)
+        await expect_ready(communicator)
+        sizes, seqs = [], []
+        while len(seqs) < 450:
+            frame = await communicator.receive_json_from(timeout=TIMEOUT)
+            sizes.append(len(frame["observations"]))
+            seqs += [p["seq"] for p in frame["observations"]]
+        await communicator.disconnect()
+        return sizes, seqs
+
+    sizes, seqs = run(body)
+    assert max(sizes) <= CATCH_UP_BATCH
+    assert seqs == sorted(seqs) and len(set(seqs)) == 450
+
+
+def test_a_reader_may_ask_again_from_an_earlier_sequence_number(requester, slow_polls):
+    mission = mission_for(requester)
+    first = record(mission, "First")
+    second = record(mission, "Second")
+    cookie = session_cookie(requester)
+
+    async def body():
+        communicator = reader(f"/ws/missions/{mission.id}/?after=0", cookie)
+        await expect_ready(communicator)
+        await frames_until(communicator, lambda p: p["seq"] == second.seq)
+        await communicator.send_json_to({"after": first.seq})
+        again = await frames_until(communicator, lambda p: p["seq"] == second.seq)
+        await communicator.disconnect()
+        return again
+
+    assert [p["message"] for p in run(body)] == ["Second"]
