@@ -192,6 +192,7 @@ class PendingDecision:
     title: str
     role: str
     due_at: object
+    overdue: bool
     url: str
 
 
@@ -202,7 +203,7 @@ def _pending_decisions(mission: Mission) -> list[PendingDecision]:
     if related is None:
         return []
     try:
-        rows = list(related.filter(status="pending").order_by("pk")[:50])
+        rows = list(related.filter(status="pending").select_related("role").order_by("pk")[:50])
     except (FieldError, DatabaseError, AttributeError):
         logger.warning("could not read the decisions of mission %s", mission.id, exc_info=True)
         return []
@@ -215,6 +216,7 @@ def _pending_decisions(mission: Mission) -> list[PendingDecision]:
                 title=getattr(decision, "title", "") or str(decision),
                 role=getattr(role, "name", role) or "",
                 due_at=getattr(decision, "due_at", None),
+                overdue=bool(getattr(decision, "is_overdue", False)),
                 url=url or f"/decisions/{decision.pk}/",
             )
         )

@@ -162,3 +162,24 @@ def test_steps_purged_by_retention_are_explained(admin_user, settings):
     Mission.objects.filter(id=mission.id).update(finished_at=mission.finished_at.replace(year=2000))
     text = client_for(admin_user).get(reverse("missions:detail", args=[mission.id])).text
     assert f"more than {settings.STUDIOX_RETENTION_DAYS} days ago" in text
+
+
+def test_the_page_lists_the_missions_pending_decisions(requester, supervisor):
+    decisions = pytest.importorskip("decisions.models")
+    from django.contrib.auth.models import Group
+
+    mission = drain(started(requester, "test_sleep", seconds=3600))
+    role = Group.objects.get(name="supervisor")
+    decisions.Decision.objects.create(
+        mission=mission, step_name="approve", title="Approve refund of 40.00", role=role,
+        options=["approved", "rejected"],
+    )  # fmt: skip
+    decisions.Decision.objects.create(
+        mission=mission, step_name="old", title="Already decided", role=role, status="approved",
+        options=["approved", "rejected"],
+    )  # fmt: skip
+    text = client_for(supervisor).get(reverse("missions:detail", args=[mission.id])).text
+    pending = text[text.index('id="decisions-heading"') :].split("</section>")[0]
+    assert "Approve refund of 40.00" in pending
+    assert "for supervisor" in pending
+    assert "Already decided" not in pending

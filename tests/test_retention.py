@@ -100,3 +100,20 @@ def test_the_purge_task_calls_the_retention_service(requester, settings):
     mission = finished(requester, days_ago=2, steps=2)
     lines = mission.observations.count()
     assert purge_expired.run() == {"steps": 2, "observations": lines}
+
+
+def test_decisions_and_their_audit_trail_are_kept(requester, settings):
+    decisions = pytest.importorskip("decisions.models")
+    from django.contrib.auth.models import Group
+
+    settings.STUDIOX_RETENTION_DAYS = 1
+    mission = finished(requester, days_ago=2)
+    decision = decisions.Decision.objects.create(
+        mission=mission, step_name="n:0", title="Approve the count", options=["approved"],
+        role=Group.objects.get_or_create(name="supervisor")[0], status="approved",
+    )  # fmt: skip
+    decisions.DecisionAudit.objects.create(decision=decision, action="opened")
+    decisions.DecisionAudit.objects.create(decision=decision, action="approved")
+    assert missions_purge_expired()["steps"] == 3
+    assert decisions.Decision.objects.filter(id=decision.id, status="approved").exists()
+    assert decisions.DecisionAudit.objects.filter(decision=decision).count() == 2
