@@ -64,6 +64,8 @@
     this.labels = kindLabels();
     this.retryMs = 1000;
     this.refreshTimer = null;
+    this.refreshEvery = parseInt(root.dataset.refreshEvery || "500", 10);
+    this.lastRefresh = 0;
     this.connect();
   }
 
@@ -121,13 +123,17 @@
     this.list.insertBefore(line, child);
   };
 
+  // At most one refresh per data-refresh-every ms: a busy rail must not turn every
+  // observation into a page request.
   Stream.prototype.scheduleRefresh = function (delay) {
     var self = this;
     if (!this.refreshTargets.length || this.refreshTimer) return;
+    var wait = Math.max(delay, this.lastRefresh + this.refreshEvery - Date.now());
     this.refreshTimer = setTimeout(function () {
       self.refreshTimer = null;
+      self.lastRefresh = Date.now();
       self.refreshTargets.forEach(function (selector) { self.refresh(selector); });
-    }, delay);
+    }, wait);
   };
 
   Stream.prototype.refresh = function (selector) {
