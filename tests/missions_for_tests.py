@@ -130,3 +130,27 @@ class HugeInput(BaseModel):
 def huge(ctx, data: HugeInput) -> dict:
     ctx.step("big", lambda: "x" * data.size)
     return {"outcome": "unreachable"}
+
+
+class ApprovalInput(BaseModel):
+    amount: Decimal = Decimal("50")
+    timeout_seconds: float | None = None
+
+
+@mission("test_approval", version=1, title="Approval", input=ApprovalInput)
+def approval(ctx, data: ApprovalInput) -> dict:
+    timeout = timedelta(seconds=data.timeout_seconds) if data.timeout_seconds else None
+    first = ctx.wait_for_decision(
+        "supervisor_approval", role="supervisor", title=f"Approve {data.amount}",
+        summary="A test approval", context={"amount": str(data.amount)}, timeout=timeout,
+    )  # fmt: skip
+    if first.outcome != "approved":
+        return {"outcome": first.outcome, "by": first.decided_by}
+    if data.amount > 100:
+        second = ctx.wait_for_decision(
+            "finance_signoff", role="finance", title=f"Sign off {data.amount}"
+        )
+        if second.outcome != "approved":
+            return {"outcome": second.outcome, "by": second.decided_by}
+    ctx.step("after", echo, "paid")
+    return {"outcome": "approved", "by": first.decided_by, "comment": first.comment}

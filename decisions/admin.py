@@ -1,0 +1,79 @@
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from decisions.models import Decision, DecisionAudit
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Overdue")]
+
+    def queryset(self, request, queryset: QuerySet[Decision]):
+        if self.value() == "yes":
+            return queryset.filter(status=Decision.Status.PENDING, due_at__lt=timezone.now())
+        return queryset
+
+
+class AuditInline(admin.TabularInline):
+    model = DecisionAudit
+    extra = 0
+    can_delete = False
+    fields = ["at", "action", "username", "reason", "before", "after"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    list_display = [
+        "title",
+        "role",
+        "status",
+        "outcome",
+        "due_at",
+        "overdue",
+        "decided_by_name",
+        "created_at",
+    ]
+    list_filter = ["status", "role", OverdueFilter]
+    search_fields = ["title", "summary", "mission__id", "decided_by_name", "step_name"]
+    date_hierarchy = "created_at"
+    inlines = [AuditInline]
+    readonly_fields = [
+        "mission", "step_name", "title", "summary", "context", "options", "role", "status",
+        "outcome", "comment", "created_at", "due_at", "decided_by", "decided_by_name",
+        "decided_at", "claimed_by", "claimed_at",
+    ]  # fmt: skip
+
+    @admin.display(boolean=True)
+    def overdue(self, obj: Decision) -> bool:
+        return obj.is_overdue
+
+    def has_add_permission(self, request) -> bool:
+        return False  # decisions are opened by missions
+
+
+@admin.register(DecisionAudit)
+class DecisionAuditAdmin(admin.ModelAdmin):
+    list_display = ["decision", "action", "username", "at"]
+    list_filter = ["action"]
+    search_fields = ["decision__title", "username", "reason"]
+    readonly_fields = ["decision", "action", "user", "username", "at", "reason", "before", "after"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

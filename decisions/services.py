@@ -1,0 +1,222 @@
+"""Every way a decision changes. The engine calls decision_open/outcome/expire inside its
+checkpoint transaction; people call decision_decide, claim, release and reassign."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import transaction
+from django.utils import timezone
+
+from decisions.models import Decision, DecisionAudit
+from decisions.notify import notify_approvers
+
+Status = Decision.Status
+FINAL_ACTIONS = {"approved": "approved", "rejected": "rejected"}
+
+
+class DecisionError(Exception):
+    """A request about a decision that cannot be done; the message says why."""
+
+
+class DecisionNotAllowed(DecisionError):
+    pass
+
+
+class DecisionAlreadyDecided(DecisionError):
+    def __init__(self, decision: Decision):
+        self.decision = decision
+        when = f" at {decision.decided_at:%Y-%m-%d %H:%M} UTC" if decision.decided_at else ""
+        who = f" by {decision.decided_by_name}" if decision.decided_by_name else ""
+        super().__init__(f"Already {decision.status}{who}{when}.")
+
+
+class DecisionInvalid(DecisionError):
+    pass
+
+
+def _audit(
+    decision: Decision, action: str, user: AbstractBaseUser | None = None, reason: str = "",
+    before: dict | None = None, after: dict | None = None,
+) -> None:  # fmt: skip
+    DecisionAudit.objects.create(
+        decision=decision, action=action, user=user if user and user.pk else None,
+        username=user.get_username() if user else "", reason=reason, before=before or {},
+        after=after or {},
+    )  # fmt: skip
+
+
+def _result(decision: Decision) -> dict:
+    return {
+        "outcome": decision.outcome or decision.status,
+        "comment": decision.comment,
+        "decided_by": decision.decided_by_name or None,
+        "decided_at": decision.decided_at.isoformat() if decision.decided_at else None,
+    }
+
+
+# --- the engine's side ---------------------------------------------------------------------
+
+
+def decision_open(
+    *, mission, step_name: str, role: str, title: str, summary: str, context: dict,
+    options: list[str], due_at: datetime | None,
+) -> Decision:  # fmt: skip
+    """Put a decision in the queue of `role` (a Django group); once per mission step.
+    Eligible approvers are e-mailed after commit; queue pages learn of it from the rail."""
+    group, _ = Group.objects.get_or_create(name=role)
+    decision, created = Decision.objects.get_or_create(
+        mission=mission, step_name=step_name,
+        defaults={"title": title[:300], "summary": summary, "context": context, "role": group,
+                  "options": list(options) or ["approved", "rejected"], "due_at": due_at},
+    )  # fmt: skip
+    if created:
+        _audit(decision, DecisionAudit.Action.OPENED, after={"role": role, "due_at": str(due_at)})
+        transaction.on_commit(lambda: notify_approvers(decision_id=decision.id))
+    return decision
+
+
+def decision_outcome(*, mission_id, step_name: str) -> dict | None:
+    """None while pending; else what was decided, as the engine records it."""
+    decision = Decision.objects.filter(mission_id=mission_id, step_name=step_name).first()
+    if decision is None or decision.is_pending:
+        return None
+    return _result(decision)
+
+
+def decision_expire(*, mission_id, step_name: str) -> dict:
+    """Expire a pending decision whose time is up; if someone decided first, that stands."""
+    now = timezone.now()
+    pending = Decision.objects.filter(
+        mission_id=mission_id, step_name=step_name, status=Status.PENDING
+    )
+    if pending.update(status=Status.EXPIRED, outcome="expired", decided_at=now):
+        decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
+        _audit(decision, DecisionAudit.Action.EXPIRED, reason="the time-out passed")
+    decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
+    return _result(decision)
+
+
+def decisions_withdraw(*, mission_id, by: AbstractBaseUser | None) -> int:
+    """Withdraw a mission's pending decisions (the mission was cancelled)."""
+    withdrawn = 0
+    for decision in Decision.objects.filter(mission_id=mission_id, status=Status.PENDING):
+        if Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
+            status=Status.WITHDRAWN, outcome="withdrawn", decided_at=timezone.now()
+        ):
+            withdrawn += 1
+            _audit(decision, DecisionAudit.Action.WITHDRAWN, user=by, reason="mission cancelled")
+    return withdrawn
+
+
+# --- people's side -------------------------------------------------------------------------
+
+
+def decision_check_allowed(*, decision: Decision, user: AbstractBaseUser) -> None:
+    """Raise DecisionNotAllowed unless `user` may decide: a member of the role, not the
+    mission's requester, and not the decider of another decision of the same mission."""
+    if not user.is_authenticated or not user.groups.filter(id=decision.role_id).exists():
+        raise DecisionNotAllowed(f"Only members of {decision.role.name} may decide this.")
+    if decision.mission.started_by_id == user.id:
+        raise DecisionNotAllowed("You started this mission, so someone else must decide it.")
+    earlier = (
+        Decision.objects.filter(mission_id=decision.mission_id, decided_by=user)
+        .exclude(id=decision.id)
+        .first()
+    )
+    if earlier is not None:
+        raise DecisionNotAllowed(
+            f"You already decided '{earlier.title}' on this mission; another person must decide this tier."
+        )
+
+
+@transaction.atomic
+def decision_decide(
+    *, decision: Decision, user: AbstractBaseUser, outcome: str, comment: str = ""
+) -> Decision:
+    """Decide a pending decision. Exactly one of two racing approvers wins (one conditional
+    UPDATE); the other gets DecisionAlreadyDecided naming who decided first. The mission
+    resumes as soon as this commits."""
+    from missions.services import mission_wake
+    from observations.services import observation_record
+
+    if outcome not in decision.options:
+        raise DecisionInvalid(f"Outcome must be one of: {', '.join(decision.options)}.")
+    decision_check_allowed(decision=decision, user=user)
+    now = timezone.now()
+    status = FINAL_ACTIONS.get(outcome, Status.DECIDED)
+    won = Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
+        status=status, outcome=outcome, comment=comment[:5000], decided_by=user,
+        decided_by_name=user.get_username(), decided_at=now, claimed_by=None, claimed_at=None,
+    )  # fmt: skip
+    decision.refresh_from_db()
+    if not won:
+        raise DecisionAlreadyDecided(decision)
+    _audit(decision, FINAL_ACTIONS.get(outcome, "decided"), user=user, reason=comment,
+           before={"status": "pending"}, after={"status": status, "outcome": outcome})  # fmt: skip
+    who = user.get_username()
+    observation_record(
+        mission=decision.mission, kind="decision_made", step_name=decision.step_name,
+        message=f"{decision.title}: {outcome} by {who}" + (f" — “{comment[:120]}”" if comment else ""),
+        data={"outcome": outcome, "by": who, "role": decision.role.name},
+    )  # fmt: skip
+    mission_wake(mission_id=decision.mission_id)
+    return decision
+
+
+decide = decision_decide
+
+
+@transaction.atomic
+def decision_claim(*, decision: Decision, user: AbstractBaseUser) -> Decision:
+    """Mark a pending decision as taken by `user`, so colleagues see it; fails if held."""
+    decision_check_allowed(decision=decision, user=user)
+    taken = Decision.objects.filter(
+        id=decision.id, status=Status.PENDING, claimed_by__isnull=True
+    ).update(claimed_by=user, claimed_at=timezone.now())
+    decision.refresh_from_db()
+    if not taken:
+        if not decision.is_pending:
+            raise DecisionAlreadyDecided(decision)
+        if decision.claimed_by_id == user.id:
+            return decision
+        raise DecisionNotAllowed(f"{decision.claimed_by.get_username()} has already claimed this.")
+    _audit(decision, DecisionAudit.Action.CLAIMED, user=user)
+    return decision
+
+
+@transaction.atomic
+def decision_release(*, decision: Decision, user: AbstractBaseUser) -> Decision:
+    """Give a claimed decision back to the queue: by its holder, or an admin."""
+    holder = Decision.objects.filter(id=decision.id, status=Status.PENDING)
+    if not (user.is_superuser or user.has_perm("decisions.change_decision")):
+        holder = holder.filter(claimed_by=user)
+    released = holder.exclude(claimed_by__isnull=True).update(claimed_by=None, claimed_at=None)
+    decision.refresh_from_db()
+    if not released:
+        raise DecisionNotAllowed("Only the person who claimed this decision can release it.")
+    _audit(decision, DecisionAudit.Action.RELEASED, user=user)
+    return decision
+
+
+@transaction.atomic
+def decision_reassign(
+    *, decision: Decision, to_user: AbstractBaseUser, by: AbstractBaseUser, reason: str
+) -> Decision:
+    """An admin hands a pending decision to a role member, with a recorded reason."""
+    if not (by.is_superuser or by.has_perm("decisions.change_decision")):
+        raise DecisionNotAllowed("Only an administrator may reassign a decision.")
+    if not reason.strip():
+        raise DecisionInvalid("A reassignment needs a reason.")
+    decision_check_allowed(decision=decision, user=to_user)
+    before = {"claimed_by": decision.claimed_by.get_username() if decision.claimed_by else None}
+    moved = Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
+        claimed_by=to_user, claimed_at=timezone.now()
+    )
+    decision.refresh_from_db()
+    if not moved:
+        raise DecisionAlreadyDecided(decision)
+    _audit(decision, DecisionAudit.Action.REASSIGNED, user=by, reason=reason, before=before,
+           after={"claimed_by": to_user.get_username()})  # fmt: skip
+    return decision
