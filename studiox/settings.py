@@ -1,5 +1,6 @@
 """StudioX settings: one module, every knob from the environment (see README, "Settings")."""
 
+import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -162,6 +163,21 @@ STUDIOX_RETENTION_DAYS = env_int("STUDIOX_RETENTION_DAYS", 90)
 STUDIOX_PURGE_SECONDS = env_float("STUDIOX_PURGE_SECONDS", 3600.0)
 STUDIOX_LIVE_POLL_SECONDS = env_float("STUDIOX_LIVE_POLL_SECONDS", 1.0)
 STUDIOX_DEMO_PASSWORD = env_str("STUDIOX_DEMO_PASSWORD")
+
+# MCP servers that ctx.call_tool may use besides the admin's McpServer rows, a JSON object:
+# {"name": {"transport": "stdio", "command": [...], "env": {...}}}
+# or {"name": {"transport": "http", "url": "http://..."}}; optional "timeout_seconds" (30).
+try:
+    STUDIOX_MCP_SERVERS = json.loads(env_str("STUDIOX_MCP_SERVERS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"STUDIOX_MCP_SERVERS is not valid JSON: {exc}") from exc
+if not isinstance(STUDIOX_MCP_SERVERS, dict):
+    raise ImproperlyConfigured("STUDIOX_MCP_SERVERS must be a JSON object: name -> server")
+
+# The customer refund mission; the numbers mirror the demo refund policy's text.
+STUDIOX_REFUND_WINDOW_DAYS = env_int("STUDIOX_REFUND_WINDOW_DAYS", 30)
+STUDIOX_RESTOCKING_FEE_RATE = env_float("STUDIOX_RESTOCKING_FEE_RATE", 0.10)
+STUDIOX_REFUND_COOLING_OFF_SECONDS = env_float("STUDIOX_REFUND_COOLING_OFF_SECONDS", 3.0)
 
 # Knowledge: refunds above this amount (EUR) also need finance sign-off.
 try:
