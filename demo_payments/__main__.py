@@ -1,0 +1,5 @@
+"""`python -m demo_payments [--http --port N]`."""
+
+from demo_payments.server import main
+
+main()

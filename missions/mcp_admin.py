@@ -1,0 +1,86 @@
+"""Admin for MCP servers (SPEC §8: configured in settings or the admin).
+
+missions/admin.py must import this module (`import missions.mcp_admin  # noqa: F401`), or the
+model is not registered: nothing else imports it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html, format_html_join
+
+from missions import mcp_client
+from missions.mcp_models import McpServer
+
+CONFIG_FIELDS = ["name", "transport", "command", "env", "url", "timeout_seconds", "enabled"]
+
+
+class McpServerForm(forms.ModelForm):
+    url = forms.URLField(
+        required=False, assume_scheme="https", help_text="streamable HTTP: the endpoint URL"
+    )
+
+    class Meta:
+        model = McpServer
+        fields = CONFIG_FIELDS
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        # The same checks the client makes before a call, so a saved row is usable.
+        candidate = McpServer(**{name: cleaned.get(name) for name in CONFIG_FIELDS})
+        try:
+            mcp_client.config_from_row(candidate)
+        except mcp_client.ToolRefusedError as exc:
+            raise ValidationError(str(exc)) from exc
+        return cleaned
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    form = McpServerForm
+    list_display = ["name", "transport", "endpoint", "timeout_seconds", "enabled", "updated_at"]
+    list_filter = ["transport", "enabled"]
+    search_fields = ["name", "url"]
+    readonly_fields = ["tools", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "transport", "enabled", "timeout_seconds"]}),
+        ("stdio", {"fields": ["command", "env"]}),
+        ("streamable HTTP", {"fields": ["url"]}),
+        ("Tools", {"fields": ["tools"], "description": "asked from the server on each visit"}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="command or URL")
+    def endpoint(self, obj: McpServer) -> str:
+        if obj.transport == McpServer.Transport.HTTP:
+            return obj.url
+        return " ".join(obj.command or [])
+
+    @admin.display(description="tools")
+    def tools(self, obj: McpServer) -> str:
+        """The server's tools as it lists them now, or why it could not be asked."""
+        if obj.pk is None:
+            return "Save the server to list its tools."
+        try:
+            tools = mcp_client.list_tools(server=mcp_client.config_from_row(obj))
+        except mcp_client.McpClientError as exc:
+            return format_html("<strong>Could not list the tools:</strong> {}", str(exc))
+        if not tools:
+            return "The server offers no tools."
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><code>{}</code> {}<br><small><code>{}</code></small></li>",
+                (
+                    (t["name"], t["description"], json.dumps(t["input_schema"].get("properties")))
+                    for t in tools
+                ),
+            ),
+        )
