@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from studiox.env import env_bool, env_int, env_list
 
 SETTINGS_PROBE = (
-    "import django, json; from django.conf import settings; django.setup();"
+    "import json; from django.conf import settings;"
     "print(json.dumps({'engine': settings.DATABASES['default']['ENGINE'],"
     " 'name': str(settings.DATABASES['default']['NAME']), 'broker': settings.BROKER_URL,"
     " 'layer': settings.CHANNEL_LAYERS['default']['BACKEND'], 'debug': settings.DEBUG,"

@@ -1,0 +1,118 @@
+"""The web Decision Queue: three views, a detail page, and HTMX decide/claim/release."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from decisions import services
+from decisions.models import Decision
+from decisions.selectors import decision_counts, decision_get_for, decision_queue
+from observations.models import Observation
+
+VIEWS = {"queue": "My queue", "claimed": "Claimed by me", "archive": "Archive"}
+PAGE_SIZE = 20
+
+
+@login_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    view = request.GET.get("view", "queue")
+    view = view if view in VIEWS else "queue"
+    filters = {
+        "role": request.GET.get("role", ""),
+        "status": request.GET.get("status", "") if view == "archive" else "",
+        "overdue": request.GET.get("overdue") == "1",
+        "sort": request.GET.get("sort", "due"),
+    }
+    decisions = decision_queue(user=request.user, view=view, **{k: v or None for k, v in filters.items() if k != "sort"}, sort=filters["sort"])  # fmt: skip
+    page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "views": VIEWS, "view": view, "filters": filters, "page": page,
+        "roles": request.user.groups.order_by("name").values_list("name", flat=True),
+        "counts": decision_counts(user=request.user), "statuses": Decision.Status.choices,
+    }  # fmt: skip
+    template = "decisions/queue.html#queue" if request.htmx else "decisions/queue.html"
+    return render(request, template, context)
+
+
+def _decision_or_404(request: HttpRequest, decision_id: int) -> Decision:
+    decision = decision_get_for(user=request.user, decision_id=decision_id)
+    if decision is None:
+        raise Http404("No such decision")
+    return decision
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, decision_id: int) -> HttpResponse:
+    decision = _decision_or_404(request, decision_id)
+    return render(request, "decisions/detail.html", _detail_context(request, decision))
+
+
+def _detail_context(request: HttpRequest, decision: Decision, **extra) -> dict:
+    try:
+        services.decision_check_allowed(decision=decision, user=request.user)
+        may_decide, why_not = True, ""
+    except services.DecisionNotAllowed as exc:
+        may_decide, why_not = False, str(exc)
+    observations = Observation.objects.filter(mission_id=decision.mission_id).order_by("-id")[:50]
+    return {
+        "decision": decision, "may_decide": may_decide and decision.is_pending,
+        "why_not": why_not, "observations": list(reversed(observations)),
+        "audit": decision.audit.all(), **extra,
+    }  # fmt: skip
+
+
+@login_required
+@require_POST
+def decide(request: HttpRequest, decision_id: int) -> HttpResponse:
+    decision = _decision_or_404(request, decision_id)
+    outcome = request.POST.get("outcome", "")
+    comment = request.POST.get("comment", "").strip()
+    try:
+        decision = services.decision_decide(
+            decision=decision, user=request.user, outcome=outcome, comment=comment
+        )
+    except services.DecisionError as exc:
+        return _answer(request, decision, error=str(exc), status=_status_for(exc))
+    return _answer(
+        request, decision, done=f"You {decision.outcome} this decision. The mission resumes now."
+    )
+
+
+@login_required
+@require_POST
+def claim(request: HttpRequest, decision_id: int) -> HttpResponse:
+    decision = _decision_or_404(request, decision_id)
+    action = request.POST.get("action", "claim")
+    try:
+        if action == "release":
+            decision = services.decision_release(decision=decision, user=request.user)
+            message = "Released: back in the queue for your colleagues."
+        else:
+            decision = services.decision_claim(decision=decision, user=request.user)
+            message = "Claimed: your colleagues see that you are on it."
+    except services.DecisionError as exc:
+        return _answer(request, decision, error=str(exc), status=_status_for(exc))
+    return _answer(request, decision, done=message)
+
+
+def _status_for(exc: services.DecisionError) -> int:
+    if isinstance(exc, services.DecisionAlreadyDecided):
+        return 409
+    if isinstance(exc, services.DecisionNotAllowed):
+        return 403
+    return 400
+
+
+def _answer(
+    request: HttpRequest, decision: Decision, *, status: int = 200, **message
+) -> HttpResponse:
+    decision.refresh_from_db()
+    context = _detail_context(request, decision, **message)
+    template = "decisions/detail.html#actions" if request.htmx else "decisions/detail.html"
+    return render(request, template, context, status=status)

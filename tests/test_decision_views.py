@@ -1,0 +1,137 @@
+"""The web Decision Queue: pages, HTMX partials, permissions, CSRF, conflicts."""
+
+import pytest
+from django.test import Client
+
+from decisions.models import Decision
+from missions.services import mission_start
+from tests.conftest import make_user
+from tests.engine_helpers import drain
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def decision(requester) -> Decision:
+    mission = drain(
+        mission_start(type="test_approval", input={"amount": "80"}, started_by=requester).mission
+    )
+    return Decision.objects.get(mission=mission)
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_queue_lists_pending_decisions_of_my_roles(decision, supervisor):
+    page = logged_in(supervisor).get("/decisions/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Approve 80" in html and "<html" in html
+    assert 'hx-trigger="refresh, every 5s"' in html
+
+
+def test_htmx_gets_only_the_list_partial(decision, supervisor):
+    html = logged_in(supervisor).get("/decisions/?view=queue&sort=age", **HTMX).content.decode()
+    assert "Approve 80" in html
+    assert "<html" not in html and html.lstrip().startswith('<div id="queue"')
+
+
+def test_other_roles_do_not_see_it(decision, finance):
+    assert "Approve 80" not in logged_in(finance).get("/decisions/").content.decode()
+    assert logged_in(finance).get(f"/decisions/{decision.id}/").status_code == 404
+
+
+def test_the_queue_requires_login(decision):
+    response = Client().get("/decisions/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_detail_page_shows_context_and_the_mission(decision, supervisor):
+    html = logged_in(supervisor).get(f"/decisions/{decision.id}/").content.decode()
+    assert "A test approval" in html and "80" in html
+    assert 'name="outcome" value="approved"' in html
+    assert "Waiting for supervisor decision" in html  # the mission's rail
+
+
+def test_approving_through_htmx_answers_with_the_actions_fragment(decision, supervisor):
+    response = logged_in(supervisor).post(
+        f"/decisions/{decision.id}/decide/", {"outcome": "approved", "comment": "ok"}, **HTMX
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section class="card" id="actions"')
+    assert "You approved this decision" in html
+    decision.refresh_from_db()
+    assert (decision.status, decision.comment, decision.decided_by_name) == (
+        "approved",
+        "ok",
+        "supervisor",
+    )
+
+
+def test_a_late_approver_gets_409_naming_who_decided(decision, supervisor):
+    other = make_user("other", "supervisor")
+    logged_in(supervisor).post(f"/decisions/{decision.id}/decide/", {"outcome": "rejected"}, **HTMX)
+    response = logged_in(other).post(
+        f"/decisions/{decision.id}/decide/", {"outcome": "approved"}, **HTMX
+    )
+    assert response.status_code == 409
+    assert "Already rejected by supervisor" in response.content.decode()
+
+
+def test_the_requester_gets_403_with_the_reason(requester, decision):
+    requester.groups.add(decision.role)
+    response = logged_in(requester).post(
+        f"/decisions/{decision.id}/decide/", {"outcome": "approved"}, **HTMX
+    )
+    assert response.status_code == 403
+    assert "You started this mission" in response.content.decode()
+
+
+def test_a_bad_outcome_gets_400(decision, supervisor):
+    response = logged_in(supervisor).post(
+        f"/decisions/{decision.id}/decide/", {"outcome": "perhaps"}, **HTMX
+    )
+    assert response.status_code == 400
+
+
+def test_posts_need_the_csrf_token(decision, supervisor):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(supervisor)
+    response = client.post(f"/decisions/{decision.id}/decide/", {"outcome": "approved"}, **HTMX)
+    assert response.status_code == 403
+    decision.refresh_from_db()
+    assert decision.is_pending
+    page = client.get(f"/decisions/{decision.id}/").content.decode()
+    token = page.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    ok = client.post(
+        f"/decisions/{decision.id}/decide/", {"outcome": "approved"}, HTTP_X_CSRFTOKEN=token, **HTMX
+    )
+    assert ok.status_code == 200
+
+
+def test_claim_shows_in_the_claimed_view_and_release_returns_it(decision, supervisor):
+    client = logged_in(supervisor)
+    assert (
+        "Claimed: your colleagues"
+        in client.post(
+            f"/decisions/{decision.id}/claim/", {"action": "claim"}, **HTMX
+        ).content.decode()
+    )
+    assert "Approve 80" in client.get("/decisions/?view=claimed").content.decode()
+    client.post(f"/decisions/{decision.id}/claim/", {"action": "release"}, **HTMX)
+    assert "Approve 80" not in client.get("/decisions/?view=claimed", **HTMX).content.decode()
+
+
+def test_the_archive_lists_what_i_decided(decision, supervisor):
+    client = logged_in(supervisor)
+    client.post(f"/decisions/{decision.id}/decide/", {"outcome": "approved"}, **HTMX)
+    assert "Approve 80" in client.get("/decisions/?view=archive&status=approved").content.decode()
+    assert (
+        "Approve 80" not in client.get("/decisions/?view=archive&status=rejected").content.decode()
+    )
