@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from missions.services import mission_start
 from tests.conftest import require
@@ -50,6 +51,9 @@ def browser(monkeypatch):
             yield chromium
         finally:
             chromium.close()
+            # ORM calls made under Playwright got a connection of their own (another
+            # context); close it so that the test database can be dropped.
+            connections.close_all()
 
 
 def logged_in_page(browser, web, user):
