@@ -183,3 +183,17 @@ def test_the_page_lists_the_missions_pending_decisions(requester, supervisor):
     assert "Approve refund of 40.00" in pending
     assert "for supervisor" in pending
     assert "Already decided" not in pending
+
+
+def test_the_mission_page_costs_the_same_queries_for_3_or_30_steps(
+    admin_user, django_assert_max_num_queries
+):
+    client = client_for(admin_user)
+    short = drain(started(admin_user, steps=3))
+    long = drain(started(admin_user, steps=30))
+    client.get(reverse("missions:detail", args=[short.id]))  # warm the session
+    with django_assert_max_num_queries(12) as few:
+        client.get(reverse("missions:detail", args=[short.id]))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("missions:detail", args=[long.id]))
+    assert response.text.count('class="gantt-row"') == 30
