@@ -27,6 +27,7 @@ from studiox.api import permissions
 from studiox.api.exceptions import domain_error
 from studiox.api.selectors import mission_recent_observations
 from studiox.api.serializers import (
+    DecisionSerializer,
     EventResultSerializer,
     MissionSerializer,
     MissionTypeSerializer,
@@ -152,8 +153,6 @@ class StudioXTools:
 
         def run() -> dict[str, Any]:
             from decisions.selectors import decisions_for_roles
-
-            from studiox.api.serializers import DecisionSerializer
 
             pending = decisions_for_roles(user=self._user(user_id), status="pending")[:100]
             return {"decisions": DecisionSerializer(pending, many=True).data}

@@ -5,12 +5,28 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from pydantic import BaseModel
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from decisions.models import Decision
 from missions.models import Mission
+from missions.runtime import mission
 from missions.services import mission_start
 from tests.engine_helpers import drain
+
+
+class ApprovalInput(BaseModel):
+    subject: str = "A-1"
+
+
+@mission("api_test_approval", version=1, title="Approval", input=ApprovalInput)
+def approval(ctx, data: ApprovalInput) -> dict:
+    """Waits for a supervisor, then returns what was decided (in-process tests only)."""
+    decided = ctx.wait_for_decision(
+        "approval", role="supervisor", title=f"Approve {data.subject}", context={"n": 1}
+    )
+    return {"outcome": decided.outcome, "by": decided.decided_by}
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +69,9 @@ def waiting_for_event(user, key: str) -> Mission:
     mission = drain(started(user, "test_event", key=key))
     assert mission.status == "waiting", mission.status
     return mission
+
+
+def waiting_for_decision(user, subject: str = "A-1") -> tuple[Mission, Decision]:
+    mission = drain(started(user, "api_test_approval", subject=subject))
+    assert mission.status == "waiting", mission.status
+    return mission, Decision.objects.get(mission=mission)

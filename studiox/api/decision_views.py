@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from decisions.models import Decision
+from decisions.selectors import decision_get_for
+from decisions.services import DecisionInvalid, decision_decide
+from studiox.api.selectors import decisions_of_roles
 from studiox.api.serializers import (
+    MAX_ID,
     DecideSerializer,
     DecisionListQuerySerializer,
     DecisionSerializer,
@@ -20,10 +25,11 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-def _visible_decision(request: Request, decision_id: str):
-    from decisions.selectors import decision_get_for
-
-    decision = decision_get_for(user=request.user, decision_id=decision_id)
+def _visible_decision(request: Request, decision_id: str) -> Decision:
+    decision = None
+    # Only ASCII digits in the id range reach the database ("³" is a digit to str.isdigit).
+    if decision_id.isascii() and decision_id.isdigit() and int(decision_id) <= MAX_ID:
+        decision = decision_get_for(user=request.user, decision_id=decision_id)
     if decision is None:
         raise NotFound(f"No decision {decision_id} is visible to you.")
     return decision
@@ -37,10 +43,8 @@ class DecisionsView(ApiView):
         responses={200: DecisionSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
-        from decisions.selectors import decisions_for_roles
-
         query = _valid(DecisionListQuerySerializer, request.query_params)
-        decisions = decisions_for_roles(user=request.user, status=query["status"])
+        decisions = decisions_of_roles(user=request.user, status=query["status"])
         return Response(DecisionSerializer(decisions[: query["limit"]], many=True).data)
 
 
@@ -69,11 +73,14 @@ class DecisionDecideView(ApiView):
         },
     )
     def post(self, request: Request, decision_id: str) -> Response:
-        from decisions.services import decision_decide
-
         decision = _visible_decision(request, decision_id)
         body = _valid(DecideSerializer, request.data)
-        decision = decision_decide(
-            decision=decision, user=request.user, outcome=body["outcome"], comment=body["comment"]
-        )
+        try:
+            decision = decision_decide(
+                decision=decision, user=request.user, outcome=body["outcome"],
+                comment=body["comment"],
+            )  # fmt: skip
+        except DecisionInvalid as exc:
+            # The only thing decide checks for validity is the outcome against the options.
+            raise ValidationError({"outcome": [str(exc)]}) from exc
         return Response(DecisionSerializer(decision).data)

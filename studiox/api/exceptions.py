@@ -14,6 +14,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from decisions.services import (
+    DecisionAlreadyDecided,
+    DecisionError,
+    DecisionNotAllowed,
+)
 from missions.services import (
     MissionConflict,
     MissionError,
@@ -44,18 +49,6 @@ def _input_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
     return {"input": errors}
 
 
-def _decision_status(exc: Exception) -> int | None:
-    """Decision errors, matched by name: this module must load before the decisions app."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "DecisionAlreadyDecided" in names:
-        return status.HTTP_409_CONFLICT
-    if "DecisionNotAllowed" in names:
-        return status.HTTP_403_FORBIDDEN
-    if "DecisionInvalid" in names:
-        return status.HTTP_400_BAD_REQUEST
-    return None
-
-
 def domain_error(exc: Exception) -> ApiError | None:
     """The API answer for an exception of the apps' services, or None if it is not one."""
     if isinstance(exc, MissionInputError):
@@ -70,10 +63,12 @@ def domain_error(exc: Exception) -> ApiError | None:
         return ApiError(403, str(exc))
     if isinstance(exc, MissionError):
         return ApiError(400, str(exc))
-    decision_status = _decision_status(exc)
-    if decision_status is not None:
-        errors = getattr(exc, "errors", None) or {}
-        return ApiError(decision_status, str(exc), errors if isinstance(errors, dict) else {})
+    if isinstance(exc, DecisionAlreadyDecided):
+        return ApiError(409, str(exc))
+    if isinstance(exc, DecisionNotAllowed):
+        return ApiError(403, str(exc))
+    if isinstance(exc, DecisionError):  # DecisionInvalid and any other refusal
+        return ApiError(400, str(exc))
     return None
 
 

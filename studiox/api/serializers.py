@@ -8,9 +8,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from decisions.models import Decision
 from missions.models import Mission, Step
 from missions.runtime import MissionDefinition
 from observations.models import Observation
+
+MAX_ID = 2**63 - 1  # the largest database id; a larger number must be a 400, not an overflow
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -94,7 +97,9 @@ class ObservationSerializer(serializers.ModelSerializer):
 
 
 class ObservationQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, default=0, help_text="Last seq already seen.")
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, default=0, help_text="Last seq already seen."
+    )
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=500)
 
 
@@ -132,23 +137,31 @@ class EventResultSerializer(serializers.Serializer):
     )
 
 
-DECISION_STATUSES = ["pending", "approved", "rejected", "expired", "withdrawn"]
-
-
 class DecisionListQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=DECISION_STATUSES, default="pending")
+    status = serializers.ChoiceField(choices=Decision.Status.choices, default="pending")
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
 
 
-class DecisionSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    mission = serializers.UUIDField(source="mission_id")
-    title = serializers.CharField()
-    status = serializers.CharField()
+class DecisionSerializer(serializers.ModelSerializer):
+    mission = serializers.UUIDField(source="mission_id", read_only=True)
+    mission_title = serializers.CharField(source="mission.title", read_only=True)
+    role = serializers.CharField(source="role.name", read_only=True)
+    overdue = serializers.BooleanField(source="is_overdue", read_only=True)
+    decided_by = serializers.CharField(source="decided_by_name", read_only=True)
+    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id", "mission", "mission_title", "step_name", "title", "summary", "context",
+            "options", "role", "status", "outcome", "comment", "created_at", "due_at", "overdue",
+            "decided_by", "decided_at", "claimed_by", "claimed_at",
+        ]  # fmt: skip
+        read_only_fields = fields
 
 
 class DecideSerializer(serializers.Serializer):
     outcome = serializers.CharField(
         max_length=50, help_text='One of the decision\'s options: "approved" or "rejected".'
     )
-    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")

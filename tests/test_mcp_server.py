@@ -1,0 +1,203 @@
+"""StudioX as an MCP server over streamable HTTP at /mcp (SPEC §8), through a real uvicorn."""
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from missions.models import Mission
+from tests.api_helpers import grant, started, token_for
+from tests.workers import ROOT, eventually, process_env
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+
+TOOLS = {
+    "list_mission_types",
+    "start_mission",
+    "get_mission",
+    "list_pending_decisions",
+    "send_event",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def web(tmp_path):
+    """uvicorn serving studiox.asgi on loopback against the test database; stopped by pid."""
+    port = free_port()
+    log = (tmp_path / "uvicorn.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "studiox.asgi:application", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=ROOT, env=process_env(), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError((tmp_path / "uvicorn.log").read_text())
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503)
+        except httpx.TransportError:
+            return False
+
+    eventually(ready, what="uvicorn to answer", attempts=300)
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def session(base: str, token: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Token {token}"}, timeout=30)
+    return Client(streamable_http_client(f"{base}/mcp", http_client=http))
+
+
+def call(base: str, token: str, *calls: tuple[str, dict]) -> list:
+    """Run tool calls in one MCP session; each answer is (is_error, structured or text)."""
+
+    async def run() -> list:
+        answers = []
+        async with session(base, token) as client:
+            for name, arguments in calls:
+                result = await client.call_tool(name, arguments)
+                text = result.content[0].text if result.content else ""
+                answers.append(
+                    (result.is_error, text if result.is_error else result.structured_content)
+                )
+        return answers
+
+    return asyncio.run(run())
+
+
+def test_an_agent_lists_tools_starts_a_mission_and_follows_it(web, requester, processes):
+    token = token_for(requester)
+
+    async def tools() -> set[str]:
+        async with session(web, token) as client:
+            return {tool.name for tool in (await client.list_tools()).tools}
+
+    assert asyncio.run(tools()) == TOOLS
+    [(error, types)] = call(web, token, ("list_mission_types", {}))
+    assert not error
+    count = next(t for t in types["mission_types"] if t["name"] == "test_count")
+    assert count["input_schema"]["required"] == ["steps"]
+
+    start = (
+        "start_mission",
+        {"type": "test_count", "input": {"steps": 2}, "idempotency_key": "m-1"},
+    )
+    [(error, first), (_, again)] = call(web, token, start, start)
+    assert not error, first
+    assert (first["created"], again["created"]) == (True, False)
+    mission_id = first["mission"]["id"]
+    assert again["mission"]["id"] == mission_id
+    assert Mission.objects.get(id=mission_id).started_by == requester
+
+    processes.worker()
+
+    def finished():
+        [(error, answer)] = call(web, token, ("get_mission", {"mission_id": mission_id}))
+        assert not error, answer
+        return answer if answer["mission"]["status"] == "succeeded" else None
+
+    answer = eventually(finished, what="the mission to succeed", attempts=300, pause=0.2)
+    assert answer["mission"]["verdict"] == {"outcome": "counted", "total": 2}
+    kinds = [o["kind"] for o in answer["observations"]]
+    assert kinds[0] == "started" and kinds[-1] == "verdict"
+
+
+def test_tools_refuse_what_the_api_refuses(web, requester, outsider):
+    token = token_for(requester)
+    hidden = started(outsider)
+    answers = call(
+        web, token,
+        ("start_mission", {"type": "test_refuse", "input": {"order_id": "A-1", "amount": "-1"}}),
+        ("start_mission", {"type": "nope", "input": {}}),
+        ("get_mission", {"mission_id": str(hidden.id)}),
+        ("get_mission", {"mission_id": "not-a-uuid"}),
+        ("send_event", {"event": "shipped", "key": "k"}),
+    )  # fmt: skip
+    assert all(error for error, _ in answers), answers
+    bad_input, unknown, hidden_one, malformed, event = (text for _, text in answers)
+    assert "amount" in bad_input
+    assert "unknown mission type 'nope'" in unknown
+    assert "not-a-uuid" in malformed and str(hidden.id) in hidden_one
+    assert "missions.add_event" in event
+    assert Mission.objects.count() == 1
+
+
+def test_an_integrator_sends_an_event_idempotently(web, requester):
+    from tests.conftest import make_user
+
+    integrator = make_user("integrator")
+    grant(integrator, "missions.add_event")
+    send = (
+        "send_event",
+        {"event": "shipped", "key": "o-1", "payload": {"n": 1}, "idempotency_key": "e1"},
+    )
+    other = ("send_event", {"event": "shipped", "key": "o-2", "idempotency_key": "e1"})
+    [(error, first), (_, again), (conflict, message)] = call(
+        web, token_for(integrator), send, send, other
+    )
+    assert not error, first
+    assert (first["created"], again["created"], again["id"]) == (True, False, first["id"])
+    assert conflict and "e1" in message
+
+
+@pytest.mark.parametrize("header", [None, "Token wrong", "Basic dXNlcjpwdw=="])
+def test_the_endpoint_needs_a_valid_token(web, header):
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if header:
+        headers["Authorization"] = header
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    response = httpx.post(f"{web}/mcp", headers=headers, content=json.dumps(body), timeout=10)
+    assert response.status_code == 401
+    assert "Token" in response.json()["detail"]
+
+
+def test_a_bearer_token_works_too_and_django_still_serves_the_rest(web, requester):
+    token = token_for(requester)
+
+    async def tools() -> int:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        async with Client(streamable_http_client(f"{web}/mcp", http_client=http)) as client:
+            return len((await client.list_tools()).tools)
+
+    assert asyncio.run(tools()) == len(TOOLS)
+    api = httpx.get(f"{web}/api/mission-types/", headers={"Authorization": f"Token {token}"})
+    assert api.status_code == 200 and api.json()
+    assert httpx.get(f"{web}/healthz").json()["database"]["status"] == "ok"
+    started_at = time.monotonic()
+    assert httpx.get(f"{web}/api/missions/", timeout=10).status_code == 401
+    assert time.monotonic() - started_at < 10
+
+
+def test_an_oversized_body_is_refused(web, requester):
+    headers = {
+        "Authorization": f"Token {token_for(requester)}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    arguments = {"type": "test_count", "input": {"steps": 1, "marker": "x" * 1_100_000}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "start_mission", "arguments": arguments}}  # fmt: skip
+    response = httpx.post(f"{web}/mcp", headers=headers, content=json.dumps(body), timeout=30)
+    assert response.status_code == 413
+    assert not Mission.objects.exists()
