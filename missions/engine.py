@@ -483,6 +483,7 @@ class MissionContext:
         attempts = (step.attempts if step else 0) + 1 + self.mission.lost_leases
         budget_start = step.wait.get("budget_start", 0) if step else 0
         self._current_step_name = name
+        started = timezone.now()
         try:
             if kind == Kind.TRANSACTION:
                 return self._run_transaction(name, step, runner, attempts)
@@ -493,7 +494,7 @@ class MissionContext:
             self._step_failed(name, kind, step, exc, policy, attempts, budget_start)
         finally:
             self._current_step_name = None
-        checkpoint = self._completed(name, kind, step, result, attempts)
+        checkpoint = self._completed(name, kind, step, result, attempts, started)
         self._commit(checkpoint)
         return self._after_checkpoint(checkpoint.step)
 
@@ -550,19 +551,22 @@ class MissionContext:
 
     # checkpoints -------------------------------------------------------------------------
 
-    def _new_or(self, step: Step | None, name: str, kind: str) -> tuple[Step, bool]:
+    def _new_or(
+        self, step: Step | None, name: str, kind: str, started: datetime | None = None
+    ) -> tuple[Step, bool]:
         if step is not None:
             return step, False
         step = Step(
             mission_id=self.mission.id, name=name, position=self._position - 1, kind=kind,
-            attempts=0, idempotency_key=self._key(name), started_at=timezone.now(),
+            attempts=1, idempotency_key=self._key(name), started_at=started or timezone.now(),
         )  # fmt: skip
         return step, True
 
     def _completed(
-        self, name: str, kind: str, step: Step | None, result: Any, attempts: int
-    ) -> _Checkpoint:
-        row, created = self._new_or(step, name, kind)
+        self, name: str, kind: str, step: Step | None, result: Any, attempts: int,
+        started: datetime | None = None,
+    ) -> _Checkpoint:  # fmt: skip
+        row, created = self._new_or(step, name, kind, started)
         row.status, row.result, row.error = Step.Status.COMPLETED, result, ""
         row.attempts = max(attempts, row.attempts, 1)
         row.finished_at = timezone.now()

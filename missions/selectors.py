@@ -9,7 +9,8 @@ from missions.models import Mission, Step
 from missions.runtime import MissionDefinition, registered_definitions
 
 
-def _sees_everything(user: AbstractBaseUser) -> bool:
+def mission_sees_all(user: AbstractBaseUser) -> bool:
+    """Superusers and holders of `missions.view_mission` see every mission."""
     return user.is_superuser or user.has_perm("missions.view_mission")
 
 
@@ -19,7 +20,7 @@ def missions_visible_to(user: AbstractBaseUser) -> QuerySet[Mission]:
     if not user.is_authenticated:
         return Mission.objects.none()
     missions = Mission.objects.select_related("started_by")
-    if _sees_everything(user):
+    if mission_sees_all(user):
         return missions
     roles = list(user.groups.values_list("name", flat=True))
     return missions.filter(Q(started_by=user) | Q(decisions__role__name__in=roles)).distinct()

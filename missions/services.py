@@ -191,6 +191,11 @@ def mission_resume(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
 @transaction.atomic
 def mission_retry(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
     """Run a failed mission again from its failed step, with a fresh retry budget."""
+    if mission.finished_at and mission.finished_at < timezone.now() - timedelta(
+        days=settings.STUDIOX_RETENTION_DAYS
+    ):
+        # Its checkpoints were purged: a retry would replay from nothing and repeat effects.
+        raise MissionConflict("this mission's checkpoints are past retention; start a new one")
     mission = _changed(
         mission.id, (Status.FAILED,), status=Status.PENDING, error="", finished_at=None,
         lost_leases=0, lease_owner="", lease_expires_at=None, enqueued_at=timezone.now(),

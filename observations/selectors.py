@@ -18,7 +18,7 @@ LATE_ID_LIMIT = 5000
 def user_sees_all_missions(user: AbstractBaseUser) -> bool:
     # missions_visible_to's own rule, asked directly: on the global rail "every observation"
     # must stay an index scan, not a semi-join on every mission.
-    return user.is_authenticated and mission_selectors._sees_everything(user)
+    return user.is_authenticated and mission_selectors.mission_sees_all(user)
 
 
 def observations_visible_to(user: AbstractBaseUser) -> QuerySet[Observation]:

@@ -52,7 +52,7 @@ def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
         link.wait_for(timeout=30_000)
         link.click()
         page.get_by_label("Comment").fill("Looks right to me")
-        page.get_by_role("button", name="Approved").click()
+        page.get_by_role("button", name="Approve", exact=True).click()
         page.get_by_text("You approved this decision").wait_for(timeout=10_000)
 
         def verdict():
