@@ -1,8 +1,19 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
+from decisions import services
 from decisions.models import Decision, DecisionAudit
+
+
+class ReassignForm(forms.Form):
+    to_user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True),
+                                     label="Give to")  # fmt: skip
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Reason (recorded)")
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -48,6 +59,7 @@ class DecisionAdmin(admin.ModelAdmin):
     search_fields = ["title", "summary", "mission__id", "decided_by_name", "step_name"]
     date_hierarchy = "created_at"
     inlines = [AuditInline]
+    actions = ["reassign"]
     readonly_fields = [
         "mission", "step_name", "title", "summary", "context", "options", "role", "status",
         "outcome", "comment", "created_at", "due_at", "decided_by", "decided_by_name",
@@ -60,6 +72,25 @@ class DecisionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # decisions are opened by missions
+
+    @admin.action(description="Reassign selected pending decisions…", permissions=["change"])
+    def reassign(self, request: HttpRequest, queryset: QuerySet[Decision]) -> HttpResponse | None:
+        form = ReassignForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for decision in queryset:
+                try:
+                    services.decision_reassign(
+                        decision=decision, to_user=form.cleaned_data["to_user"], by=request.user,
+                        reason=form.cleaned_data["reason"],
+                    )  # fmt: skip
+                except services.DecisionError as exc:
+                    self.message_user(request, f"{decision}: {exc}", messages.ERROR)
+                else:
+                    self.message_user(request, f"{decision}: reassigned", messages.SUCCESS)
+            return None
+        context = {**self.admin_site.each_context(request), "form": form, "decisions": queryset,
+                   "opts": self.model._meta, "title": "Reassign decisions"}  # fmt: skip
+        return render(request, "admin/decisions/reassign.html", context)
 
 
 @admin.register(DecisionAudit)
