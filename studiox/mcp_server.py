@@ -21,6 +21,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from starlette.types import Receive, Scope, Send
 
+from decisions.selectors import decisions_pending_for
 from missions.selectors import mission_get_for, mission_types
 from missions.services import event_deliver, mission_start
 from studiox.api import permissions
@@ -36,6 +37,8 @@ from studiox.api.serializers import (
 
 USER_ID_SCOPE_KEY = "studiox.user_id"
 MAX_RECENT_OBSERVATIONS = 200
+MAX_DECISIONS = 100
+MAX_KEY_LENGTH = 200  # as the API: idempotency keys, event names and keys
 
 INSTRUCTIONS = """StudioX runs durable AI Missions. Call list_mission_types to see what can be
 started and the JSON Schema of each input, start_mission to start one (pass an idempotency_key
@@ -75,6 +78,13 @@ def _refused(exc: Exception) -> ToolError:
     if error.errors:
         message += " " + json.dumps(error.errors, sort_keys=True)
     return ToolError(message)
+
+
+def _check_lengths(**values: str) -> None:
+    """The API's length limits: a longer value is refused, never cut (two keys could merge)."""
+    for name, value in values.items():
+        if len(value) > MAX_KEY_LENGTH:
+            raise ToolError(f"{name}: use at most {MAX_KEY_LENGTH} characters.")
 
 
 class StudioXTools:
@@ -117,9 +127,10 @@ class StudioXTools:
 
         def run() -> dict[str, Any]:
             try:
+                _check_lengths(idempotency_key=idempotency_key)
                 result = mission_start(
                     type=type, input=input, started_by=self._user(user_id),
-                    idempotency_key=idempotency_key[:200],
+                    idempotency_key=idempotency_key,
                 )  # fmt: skip
             except Exception as exc:
                 raise _refused(exc) from exc
@@ -152,9 +163,7 @@ class StudioXTools:
         user_id = self.caller_id(ctx)
 
         def run() -> dict[str, Any]:
-            from decisions.selectors import decisions_for_roles
-
-            pending = decisions_for_roles(user=self._user(user_id), status="pending")[:100]
+            pending = decisions_pending_for(user=self._user(user_id))[:MAX_DECISIONS]
             return {"decisions": DecisionSerializer(pending, many=True).data}
 
         return await _in_thread(run)()
@@ -173,9 +182,12 @@ class StudioXTools:
             if not permissions.can_send_events(user):
                 raise ToolError(permissions.CANNOT_SEND_EVENTS)
             try:
+                _check_lengths(event=event, key=key, idempotency_key=idempotency_key)
+                if not event:
+                    raise ToolError("event: this field may not be blank.")
                 result = event_deliver(
-                    event=event[:200], key=key[:200], payload=payload, sent_by=user,
-                    idempotency_key=idempotency_key[:200],
+                    event=event, key=key, payload=payload, sent_by=user,
+                    idempotency_key=idempotency_key,
                 )  # fmt: skip
             except Exception as exc:
                 raise _refused(exc) from exc

@@ -133,9 +133,11 @@ def test_tools_refuse_what_the_api_refuses(web, requester, outsider):
         ("get_mission", {"mission_id": str(hidden.id)}),
         ("get_mission", {"mission_id": "not-a-uuid"}),
         ("send_event", {"event": "shipped", "key": "k"}),
+        ("start_mission", {"type": "test_count", "input": {}, "idempotency_key": "k" * 201}),
     )  # fmt: skip
     assert all(error for error, _ in answers), answers
-    bad_input, unknown, hidden_one, malformed, event = (text for _, text in answers)
+    bad_input, unknown, hidden_one, malformed, event, long_key = (text for _, text in answers)
+    assert "idempotency_key: use at most 200 characters" in long_key
     assert "amount" in bad_input
     assert "unknown mission type 'nope'" in unknown
     assert "not-a-uuid" in malformed and str(hidden.id) in hidden_one
@@ -201,3 +203,21 @@ def test_an_oversized_body_is_refused(web, requester):
     response = httpx.post(f"{web}/mcp", headers=headers, content=json.dumps(body), timeout=30)
     assert response.status_code == 413
     assert not Mission.objects.exists()
+
+
+def test_an_approver_lists_the_pending_decisions_of_their_roles(web, requester, supervisor):
+    from tests.api_helpers import waiting_for_decision
+
+    mission, decision = waiting_for_decision(requester)
+    [(error, mine), (_, none)] = [
+        *call(web, token_for(supervisor), ("list_pending_decisions", {})),
+        *call(web, token_for(requester), ("list_pending_decisions", {})),
+    ]
+    assert not error, mine
+    [item] = mine["decisions"]
+    assert (item["id"], item["mission"], item["role"]) == (
+        decision.id,
+        str(mission.id),
+        "supervisor",
+    )
+    assert none == {"decisions": []}
