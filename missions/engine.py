@@ -304,7 +304,10 @@ class MissionContext:
             result = llm.complete(messages=messages, schema=schema)
             return {"messages": messages, **result.to_json()}
 
-        return self._run_step(name, Kind.LLM, call, retry)
+        # Rate limits, timeouts and 5xx retry with back-off; a refusal (bad key, bad request,
+        # a reply that keeps breaking the schema) fails clearly instead of retrying.
+        policy = retry or RetryPolicy(non_retryable=(llm.LLMError,))
+        return self._run_step(name, Kind.LLM, call, policy)
 
     def sleep(self, name: str, duration: timedelta) -> None:
         """Suspend the mission for `duration`; the due time is a row, not a broker message."""

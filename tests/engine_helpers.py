@@ -12,3 +12,22 @@ def drain(mission: Mission, *, limit: int = 10_000) -> Mission:
             break
     mission.refresh_from_db()
     return mission
+
+
+def make_due(mission: Mission) -> None:
+    """Bring the mission's pending timer, time-out or back-off forward to now, as if the
+    time had passed (tests do not sleep through back-offs)."""
+    from django.utils import timezone
+
+    from missions import engine
+    from missions.models import Step
+
+    now = timezone.now()
+    for step in Step.objects.filter(mission=mission).exclude(status=Step.Status.COMPLETED):
+        step.wait = {
+            **step.wait,
+            **{k: now.isoformat() for k in ("until", "retry_at") if step.wait.get(k)},
+        }
+        step.save(update_fields=["wait"])
+    Mission.objects.filter(id=mission.id).update(wake_at=now)
+    engine._step_cache.clear()  # the rows changed behind the worker's back

@@ -154,3 +154,18 @@ def approval(ctx, data: ApprovalInput) -> dict:
             return {"outcome": second.outcome, "by": second.decided_by}
     ctx.step("after", echo, "paid")
     return {"outcome": "approved", "by": first.decided_by, "comment": first.comment}
+
+
+class AskInput(BaseModel):
+    question: str
+
+
+@mission("test_llm", version=1, title="Asks a model", input=AskInput)
+def ask(ctx, data: AskInput) -> dict:
+    answer = ctx.llm(
+        "ask", messages=[{"role": "user", "content": data.question}],
+        schema={"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]},
+    )  # fmt: skip
+    ctx.sleep("pause", timedelta(seconds=0))
+    ctx.step("after", echo, "after")
+    return {"outcome": "answered", "answer": answer["parsed"]["answer"]}
