@@ -257,3 +257,18 @@ def test_the_step_path_runs_a_bounded_number_of_queries(django_assert_max_num_qu
     with django_assert_max_num_queries(8):
         assert mission_advance(mission_id=m.id) == Outcome.CONTINUE
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_cancel_during_a_wait_stops_the_mission_for_good(admin_user):
+    from missions.services import event_deliver, mission_cancel
+
+    mission = drain(start("test_event", key="c-1"))
+    assert mission.waiting_on == "event"
+    mission_cancel(mission=mission, by=admin_user, reason="no longer needed")
+    assert event_deliver(event="shipped", key="c-1").delivered_to == []
+    assert mission_advance(mission_id=mission.id) == Outcome.SKIPPED
+    mission.refresh_from_db()
+    assert mission.status == "cancelled"
+    assert mission.verdict == {"outcome": "cancelled", "by": "admin", "reason": "no longer needed"}
+    with pytest.raises(MissionConflict, match="mission is cancelled"):
+        mission_cancel(mission=mission, by=admin_user)
