@@ -31,9 +31,12 @@ def setup_django() -> None:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("postgresql"):
         admin = psycopg.connect(
-            host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
-            dbname="postgres", autocommit=True,
-        )  # fmt: skip
+            host=db["HOST"] or "127.0.0.1",
+            port=db["PORT"] or 5432,
+            user=db["USER"] or "postgres",
+            dbname="postgres",
+            autocommit=True,
+        )
         exists = admin.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
         ).fetchone()

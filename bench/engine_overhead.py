@@ -6,6 +6,7 @@ the one-step-per-task mode is measured separately by bench.throughput.
 """
 
 import time
+from itertools import pairwise
 
 from bench.common import commit_baseline, median_ms, percentile_ms, setup_django
 
@@ -43,16 +44,18 @@ def main() -> None:
     engine.mission_advance(mission_id=mission.id)
     total = time.perf_counter() - started
     engine.MissionContext._after_checkpoint = original_after
-    step_times = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    step_times = [b - a for a, b in pairwise(marks)]
     mission.refresh_from_db()
     assert mission.status == "succeeded", mission.error
     commit_ms, step_ms = median_ms(baseline), median_ms(step_times)
     print(f"database: {settings.DATABASES['default']['ENGINE']}")
     print(
-        f"one PostgreSQL commit of a small row: median {commit_ms:.3f} ms, p99 {percentile_ms(baseline, 99):.3f} ms"
+        f"one PostgreSQL commit of a small row: median {commit_ms:.3f} ms, "
+        f"p99 {percentile_ms(baseline, 99):.3f} ms"
     )
     print(
-        f"engine no-op step (checkpoint + observation): median {step_ms:.3f} ms, p99 {percentile_ms(step_times, 99):.3f} ms"
+        f"engine no-op step (checkpoint + observation): median {step_ms:.3f} ms, "
+        f"p99 {percentile_ms(step_times, 99):.3f} ms"
     )
     print(f"steps/s in one process: {STEPS / total:.0f}")
     print(f"ratio step/commit: {step_ms / commit_ms:.2f}x (target <= 2.0x)")

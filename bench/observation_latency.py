@@ -39,10 +39,26 @@ def free_port() -> int:
 def start_web(port: int) -> subprocess.Popen:
     log = open(os.environ["STUDIOX_VAR_DIR"] + f"/bench-uvicorn-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "studiox.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log", "--lifespan", "off", "--log-level", "warning"],
-        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "studiox.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     for _ in range(300):
         if process.poll() is not None:
             raise SystemExit(f"uvicorn exited; see {log.name}")

@@ -42,7 +42,7 @@ def start_workers(env: dict[str, str]) -> list[subprocess.Popen]:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
 
@@ -69,7 +69,8 @@ def run_mode(label: str, time_slice_ms: int) -> float:
         done = Mission.objects.filter(id__in=ids, status="succeeded").count()
         rate = done * STEPS / elapsed
         print(
-            f"{label}: {done}/{len(ids)} missions, {done * STEPS} steps in {elapsed:.2f} s = {rate:.0f} steps/s"
+            f"{label}: {done}/{len(ids)} missions, {done * STEPS} steps in {elapsed:.2f} s "
+            f"= {rate:.0f} steps/s"
         )
         Mission.objects.filter(id__in=ids).delete()
         return rate

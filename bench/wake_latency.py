@@ -50,7 +50,8 @@ def main() -> None:
                 samples.append((step.started_at - sent).total_seconds())
         print(f"samples: {len(samples)}/{SAMPLES}")
         print(
-            f"event delivered -> next step started: median {median_ms(samples):.2f} ms, p99 {percentile_ms(samples, 99):.2f} ms"
+            f"event delivered -> next step started: median {median_ms(samples):.2f} ms, "
+            f"p99 {percentile_ms(samples, 99):.2f} ms"
         )
         print("target: median <= 10 ms, p99 <= 50 ms")
         Mission.objects.filter(id__in=[m.id for m in missions]).delete()

@@ -11,8 +11,9 @@ from decisions.models import Decision, DecisionAudit
 
 
 class ReassignForm(forms.Form):
-    to_user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True),
-                                     label="Give to")  # fmt: skip
+    to_user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True), label="Give to"
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Reason (recorded)")
 
 
@@ -61,10 +62,24 @@ class DecisionAdmin(admin.ModelAdmin):
     inlines = [AuditInline]
     actions = ["reassign"]
     readonly_fields = [
-        "mission", "step_name", "title", "summary", "context", "options", "role", "status",
-        "outcome", "comment", "created_at", "due_at", "decided_by", "decided_by_name",
-        "decided_at", "claimed_by", "claimed_at",
-    ]  # fmt: skip
+        "mission",
+        "step_name",
+        "title",
+        "summary",
+        "context",
+        "options",
+        "role",
+        "status",
+        "outcome",
+        "comment",
+        "created_at",
+        "due_at",
+        "decided_by",
+        "decided_by_name",
+        "decided_at",
+        "claimed_by",
+        "claimed_at",
+    ]
 
     @admin.display(boolean=True)
     def overdue(self, obj: Decision) -> bool:
@@ -80,16 +95,23 @@ class DecisionAdmin(admin.ModelAdmin):
             for decision in queryset:
                 try:
                     services.decision_reassign(
-                        decision=decision, to_user=form.cleaned_data["to_user"], by=request.user,
+                        decision=decision,
+                        to_user=form.cleaned_data["to_user"],
+                        by=request.user,
                         reason=form.cleaned_data["reason"],
-                    )  # fmt: skip
+                    )
                 except services.DecisionError as exc:
                     self.message_user(request, f"{decision}: {exc}", messages.ERROR)
                 else:
                     self.message_user(request, f"{decision}: reassigned", messages.SUCCESS)
             return None
-        context = {**self.admin_site.each_context(request), "form": form, "decisions": queryset,
-                   "opts": self.model._meta, "title": "Reassign decisions"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "decisions": queryset,
+            "opts": self.model._meta,
+            "title": "Reassign decisions",
+        }
         return render(request, "admin/decisions/reassign.html", context)
 
 

@@ -31,17 +31,23 @@ class Decision(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     due_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="decisions_decided",
-    )  # fmt: skip
+    )
     decided_by_name = models.CharField(
         max_length=150, blank=True, help_text="kept if the user goes"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="decisions_claimed",
-    )  # fmt: skip
+    )
     claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -55,7 +61,7 @@ class Decision(models.Model):
                 fields=["claimed_by", "status"],
                 name="decision_claimed_idx",
                 condition=Q(status="pending"),
-            ),  # fmt: skip
+            ),
             models.Index(fields=["decided_by", "-decided_at"], name="decision_archive_idx"),
         ]
 

@@ -34,9 +34,14 @@ def decision_get_for(*, user: AbstractBaseUser, decision_id) -> Decision | None:
 
 
 def decision_queue(
-    *, user: AbstractBaseUser, view: str = "queue", status: str | None = None,
-    role: str | None = None, overdue: bool = False, sort: str = "due",
-) -> QuerySet[Decision]:  # fmt: skip
+    *,
+    user: AbstractBaseUser,
+    view: str = "queue",
+    status: str | None = None,
+    role: str | None = None,
+    overdue: bool = False,
+    sort: str = "due",
+) -> QuerySet[Decision]:
     """One of the three queue views: "claimed" (claimed by me, pending), "queue" (pending for
     my roles) or "archive" (decided by me), filtered and sorted."""
     if not user.is_authenticated:

@@ -37,14 +37,22 @@ class DecisionInvalid(DecisionError):
 
 
 def _audit(
-    decision: Decision, action: str, user: AbstractBaseUser | None = None, reason: str = "",
-    before: dict | None = None, after: dict | None = None,
-) -> None:  # fmt: skip
+    decision: Decision,
+    action: str,
+    user: AbstractBaseUser | None = None,
+    reason: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
     DecisionAudit.objects.create(
-        decision=decision, action=action, user=user if user and user.pk else None,
-        username=user.get_username() if user else "", reason=reason, before=before or {},
+        decision=decision,
+        action=action,
+        user=user if user and user.pk else None,
+        username=user.get_username() if user else "",
+        reason=reason,
+        before=before or {},
         after=after or {},
-    )  # fmt: skip
+    )
 
 
 def _result(decision: Decision) -> dict:
@@ -60,17 +68,31 @@ def _result(decision: Decision) -> dict:
 
 
 def decision_open(
-    *, mission, step_name: str, role: str, title: str, summary: str, context: dict,
-    options: list[str], due_at: datetime | None,
-) -> Decision:  # fmt: skip
+    *,
+    mission,
+    step_name: str,
+    role: str,
+    title: str,
+    summary: str,
+    context: dict,
+    options: list[str],
+    due_at: datetime | None,
+) -> Decision:
     """Put a decision in the queue of `role` (a Django group); once per mission step.
     Eligible approvers are e-mailed after commit; queue pages learn of it from the rail."""
     group, _ = Group.objects.get_or_create(name=role)
     decision, created = Decision.objects.get_or_create(
-        mission=mission, step_name=step_name,
-        defaults={"title": title[:300], "summary": summary, "context": context, "role": group,
-                  "options": list(options) or ["approved", "rejected"], "due_at": due_at},
-    )  # fmt: skip
+        mission=mission,
+        step_name=step_name,
+        defaults={
+            "title": title[:300],
+            "summary": summary,
+            "context": context,
+            "role": group,
+            "options": list(options) or ["approved", "rejected"],
+            "due_at": due_at,
+        },
+    )
     if created:
         _audit(decision, DecisionAudit.Action.OPENED, after={"role": role, "due_at": str(due_at)})
         transaction.on_commit(lambda: notify_approvers(decision_id=decision.id))
@@ -127,7 +149,8 @@ def decision_check_allowed(*, decision: Decision, user: AbstractBaseUser) -> Non
     )
     if earlier is not None:
         raise DecisionNotAllowed(
-            f"You already decided '{earlier.title}' on this mission; another person must decide this tier."
+            f"You already decided '{earlier.title}' on this mission; "
+            "another person must decide this tier."
         )
 
 
@@ -147,20 +170,35 @@ def decision_decide(
     now = timezone.now()
     status = FINAL_ACTIONS.get(outcome, Status.DECIDED)
     won = Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
-        status=status, outcome=outcome, comment=comment[:5000], decided_by=user,
-        decided_by_name=user.get_username(), decided_at=now, claimed_by=None, claimed_at=None,
-    )  # fmt: skip
+        status=status,
+        outcome=outcome,
+        comment=comment[:5000],
+        decided_by=user,
+        decided_by_name=user.get_username(),
+        decided_at=now,
+        claimed_by=None,
+        claimed_at=None,
+    )
     decision.refresh_from_db()
     if not won:
         raise DecisionAlreadyDecided(decision)
-    _audit(decision, FINAL_ACTIONS.get(outcome, "decided"), user=user, reason=comment,
-           before={"status": "pending"}, after={"status": status, "outcome": outcome})  # fmt: skip
+    _audit(
+        decision,
+        FINAL_ACTIONS.get(outcome, "decided"),
+        user=user,
+        reason=comment,
+        before={"status": "pending"},
+        after={"status": status, "outcome": outcome},
+    )
     who = user.get_username()
     observation_record(
-        mission=decision.mission, kind="decision_made", step_name=decision.step_name,
-        message=f"{decision.title}: {outcome} by {who}" + (f" — “{comment[:120]}”" if comment else ""),
+        mission=decision.mission,
+        kind="decision_made",
+        step_name=decision.step_name,
+        message=f"{decision.title}: {outcome} by {who}"
+        + (f" — “{comment[:120]}”" if comment else ""),
         data={"outcome": outcome, "by": who, "role": decision.role.name},
-    )  # fmt: skip
+    )
     mission_wake(mission_id=decision.mission_id)
     return decision
 
@@ -217,6 +255,12 @@ def decision_reassign(
     decision.refresh_from_db()
     if not moved:
         raise DecisionAlreadyDecided(decision)
-    _audit(decision, DecisionAudit.Action.REASSIGNED, user=by, reason=reason, before=before,
-           after={"claimed_by": to_user.get_username()})  # fmt: skip
+    _audit(
+        decision,
+        DecisionAudit.Action.REASSIGNED,
+        user=by,
+        reason=reason,
+        before=before,
+        after={"claimed_by": to_user.get_username()},
+    )
     return decision

@@ -28,13 +28,22 @@ def queue(request: HttpRequest) -> HttpResponse:
         "overdue": request.GET.get("overdue") == "1",
         "sort": request.GET.get("sort", "due"),
     }
-    decisions = decision_queue(user=request.user, view=view, **{k: v or None for k, v in filters.items() if k != "sort"}, sort=filters["sort"])  # fmt: skip
+    decisions = decision_queue(
+        user=request.user,
+        view=view,
+        **{k: v or None for k, v in filters.items() if k != "sort"},
+        sort=filters["sort"],
+    )
     page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
-        "views": VIEWS, "view": view, "filters": filters, "page": page,
+        "views": VIEWS,
+        "view": view,
+        "filters": filters,
+        "page": page,
         "roles": request.user.groups.order_by("name").values_list("name", flat=True),
-        "counts": decision_counts(user=request.user), "statuses": Decision.Status.choices,
-    }  # fmt: skip
+        "counts": decision_counts(user=request.user),
+        "statuses": Decision.Status.choices,
+    }
     template = "decisions/queue.html#queue" if request.htmx else "decisions/queue.html"
     return render(request, template, context)
 
@@ -61,10 +70,13 @@ def _detail_context(request: HttpRequest, decision: Decision, **extra) -> dict:
         may_decide, why_not = False, str(exc)
     observations = Observation.objects.filter(mission_id=decision.mission_id).order_by("-id")[:50]
     return {
-        "decision": decision, "may_decide": may_decide and decision.is_pending,
-        "why_not": why_not, "observations": list(reversed(observations)),
-        "audit": decision.audit.all(), **extra,
-    }  # fmt: skip
+        "decision": decision,
+        "may_decide": may_decide and decision.is_pending,
+        "why_not": why_not,
+        "observations": list(reversed(observations)),
+        "audit": decision.audit.all(),
+        **extra,
+    }
 
 
 @login_required

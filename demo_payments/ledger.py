@@ -152,9 +152,12 @@ class Ledger:
             db.executemany(
                 "INSERT INTO refunds (idempotency_key, order_id, amount_cents, currency, "
                 "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                [(f"seed:{order}", order, _cents(p.refunded), p.currency, now)
-                 for order, p in payments.items() if p.refunded > 0],
-            )  # fmt: skip
+                [
+                    (f"seed:{order}", order, _cents(p.refunded), p.currency, now)
+                    for order, p in payments.items()
+                    if p.refunded > 0
+                ],
+            )
             db.execute("COMMIT")
 
     @contextmanager
@@ -205,14 +208,16 @@ class Ledger:
                 "INSERT INTO refunds (idempotency_key, order_id, amount_cents, currency, "
                 "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
                 (key, order_id, _cents(value), currency, _now()),
-            )  # fmt: skip
+            )
         except sqlite3.IntegrityError:  # the foreign key: no such order in payments
             raise RefundRefused(f"no payment on record for order {order_id}") from None
         original = self._refund_row(db, key)
         if inserted.rowcount == 0:
             if (original["order_id"], original["amount_cents"], original["currency"]) != (
-                order_id, _cents(value), currency,
-            ):  # fmt: skip
+                order_id,
+                _cents(value),
+                currency,
+            ):
                 raise RefundRefused(
                     f"idempotency key {key!r} was already used for a refund of "
                     f"{_amount(original['amount_cents'])} {original['currency']} on order "

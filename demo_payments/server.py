@@ -63,9 +63,12 @@ class OrderRefunds(BaseModel):
 def build_server(ledger: Ledger) -> MCPServer:
     """An MCP server whose tools work on `ledger`."""
     server = MCPServer(
-        "demo-payments", title="Demo payments", instructions=INSTRUCTIONS, version="1.0.0",
+        "demo-payments",
+        title="Demo payments",
+        instructions=INSTRUCTIONS,
+        version="1.0.0",
         log_level="WARNING",
-    )  # fmt: skip
+    )
 
     def issue_refund(
         order_id: str, amount: str, idempotency_key: str, currency: str = CURRENCY
@@ -75,9 +78,11 @@ def build_server(ledger: Ledger) -> MCPServer:
         add up to more than the order paid."""
         try:
             refund = ledger.issue_refund(
-                order_id=order_id, amount=amount, idempotency_key=idempotency_key,
+                order_id=order_id,
+                amount=amount,
+                idempotency_key=idempotency_key,
                 currency=currency,
-            )  # fmt: skip
+            )
             return Refund(**refund)
         except RefundRefused as exc:
             raise ToolError(str(exc)) from exc
@@ -97,9 +102,10 @@ def build_server(ledger: Ledger) -> MCPServer:
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve over stdio, or over streamable HTTP on a loopback address with --http."""
     parser = argparse.ArgumentParser(
-        prog="python -m demo_payments", description=__doc__,
+        prog="python -m demo_payments",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP at /mcp")
     parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK, help="loopback only")
     parser.add_argument("--port", type=int, default=8765)

@@ -92,9 +92,16 @@ class ObservationInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
     list_display = (
-        "short_id", "title_or_type", "status", "current_step", "waiting_on", "waiting_since",
-        "started_by", "created_at", "finished_at",
-    )  # fmt: skip
+        "short_id",
+        "title_or_type",
+        "status",
+        "current_step",
+        "waiting_on",
+        "waiting_since",
+        "started_by",
+        "created_at",
+        "finished_at",
+    )
     list_display_links = ("short_id", "title_or_type")
     list_filter = ("status", "type", "waiting_on")
     search_fields = ("id", "type", "title", "started_by__username")
@@ -105,18 +112,56 @@ class MissionAdmin(admin.ModelAdmin):
     inlines = (StepInline, ObservationInline)
     actions = ("cancel_selected", "retry_failed")
     fieldsets = (
-        (None, {"fields": ("id", "type", "version", "title", "status", "started_by",
-                           "created_at", "updated_at", "finished_at", "mission_page")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "type",
+                    "version",
+                    "title",
+                    "status",
+                    "started_by",
+                    "created_at",
+                    "updated_at",
+                    "finished_at",
+                    "mission_page",
+                )
+            },
+        ),
         ("Input and verdict", {"fields": ("input_json", "verdict_json", "error")}),
-        ("Where it is", {"fields": ("current_step", "step_count", "waiting_on", "waiting_detail",
-                                    "waiting_since", "waiting_event", "waiting_event_key",
-                                    "wake_at")}),
-        ("Engine state", {"classes": ("collapse",),
-                          "fields": ("lease_owner", "lease_expires_at", "fencing_token",
-                                     "lost_leases", "enqueued_at", "idempotency_key",
-                                     "request_fingerprint")}),
+        (
+            "Where it is",
+            {
+                "fields": (
+                    "current_step",
+                    "step_count",
+                    "waiting_on",
+                    "waiting_detail",
+                    "waiting_since",
+                    "waiting_event",
+                    "waiting_event_key",
+                    "wake_at",
+                )
+            },
+        ),
+        (
+            "Engine state",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "lease_owner",
+                    "lease_expires_at",
+                    "fencing_token",
+                    "lost_leases",
+                    "enqueued_at",
+                    "idempotency_key",
+                    "request_fingerprint",
+                ),
+            },
+        ),
         ("Cancellation", {"fields": ("cancel_requested_at", "cancelled_by")}),
-    )  # fmt: skip
+    )
     readonly_fields = tuple(
         name for _, options in fieldsets for name in options["fields"]
     )  # every field: the engine owns the row
@@ -189,14 +234,35 @@ class MissionAdmin(admin.ModelAdmin):
 
 @admin.register(Step)
 class StepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "mission_link", "position", "kind", "status", "attempts",
-                    "started_at", "took")  # fmt: skip
+    list_display = (
+        "name",
+        "mission_link",
+        "position",
+        "kind",
+        "status",
+        "attempts",
+        "started_at",
+        "took",
+    )
     list_filter = ("status", "kind")
     search_fields = ("name", "mission__id", "idempotency_key")
     list_select_related = ("mission",)
     show_full_result_count = False
-    fields = ("mission", "name", "position", "kind", "status", "attempts", "idempotency_key",
-              "started_at", "finished_at", "took", "result_json", "error", "wait")  # fmt: skip
+    fields = (
+        "mission",
+        "name",
+        "position",
+        "kind",
+        "status",
+        "attempts",
+        "idempotency_key",
+        "started_at",
+        "finished_at",
+        "took",
+        "result_json",
+        "error",
+        "wait",
+    )
     readonly_fields = fields
 
     @admin.display(description="mission", ordering="mission")
@@ -227,8 +293,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "key", "idempotency_key")
     date_hierarchy = "received_at"
     list_select_related = ("sent_by",)
-    fields = ("name", "key", "payload", "idempotency_key", "sent_by", "received_at",
-              "delivered_at")  # fmt: skip
+    fields = ("name", "key", "payload", "idempotency_key", "sent_by", "received_at", "delivered_at")
     readonly_fields = fields
     inlines = (EventDeliveryInline,)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -44,7 +44,7 @@ Kind = Step.Kind
 Status = Mission.Status
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     CONTINUE = "continue"  # a step committed; more to do
     WAITING = "waiting"  # suspended on a decision, event, timer or back-off
     FINISHED = "finished"  # verdict, failure, or cancelled
@@ -259,9 +259,13 @@ class MissionContext:
             )
 
     def step(
-        self, name: str, fn: Callable[..., Any], *args: Any, retry: RetryPolicy | None = None,
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it."""
         return self._run_step(name, Kind.STEP, lambda: fn(*args, **kwargs), retry)
 
@@ -284,18 +288,24 @@ class MissionContext:
         def call() -> Any:
             try:
                 return mcp_client.call_tool(
-                    server=server, tool=tool, arguments=arguments,
+                    server=server,
+                    tool=tool,
+                    arguments=arguments,
                     idempotency_key=self.idempotency_key,
-                )  # fmt: skip
+                )
             except mcp_client.ToolRefusedError as exc:
                 raise NonRetryableError(f"{server}.{tool} refused: {exc}") from exc
 
         return self._run_step(name, Kind.TOOL, call, retry)
 
     def llm(
-        self, name: str, *, messages: list[dict], schema: dict | None = None,
+        self,
+        name: str,
+        *,
+        messages: list[dict],
+        schema: dict | None = None,
         retry: RetryPolicy | None = None,
-    ) -> dict:  # fmt: skip
+    ) -> dict:
         """Ask the configured LLM provider as a checkpointed step; the record keeps model,
         messages, response, token counts and latency."""
         from knowledge import llm
@@ -374,10 +384,16 @@ class MissionContext:
         return self._after_checkpoint(checkpoint.step)
 
     def wait_for_decision(
-        self, name: str, *, role: str, title: str, summary: str = "", context: dict | None = None,
+        self,
+        name: str,
+        *,
+        role: str,
+        title: str,
+        summary: str = "",
+        context: dict | None = None,
         options: tuple[str, ...] | list[str] = ("approved", "rejected"),
         timeout: timedelta | None = None,
-    ) -> DecisionResult:  # fmt: skip
+    ) -> DecisionResult:
         """Put a Decision in the queue of `role` and suspend until someone decides it (or the
         time-out expires it: outcome "expired")."""
         step = self._enter(name, Kind.DECISION)
@@ -386,26 +402,46 @@ class MissionContext:
         self._guard_worker_losses(name)
         with self._commit_block() as commit:
             checkpoint = self._decision_checkpoint(
-                name, step, role=role, title=title, summary=summary, context=context,
-                options=options, timeout=timeout,
-            )  # fmt: skip
+                name,
+                step,
+                role=role,
+                title=title,
+                summary=summary,
+                context=context,
+                options=options,
+                timeout=timeout,
+            )
             commit(checkpoint)
         if checkpoint.step.status == Step.Status.WAITING:
             raise _Yield(Outcome.WAITING)
         return DecisionResult.from_json(self._after_checkpoint(checkpoint.step))
 
     def _decision_checkpoint(
-        self, name: str, step: Step | None, *, role: str, title: str, summary: str,
-        context: dict | None, options, timeout: timedelta | None,
-    ) -> _Checkpoint:  # fmt: skip
+        self,
+        name: str,
+        step: Step | None,
+        *,
+        role: str,
+        title: str,
+        summary: str,
+        context: dict | None,
+        options,
+        timeout: timedelta | None,
+    ) -> _Checkpoint:
         from decisions import services as decisions
 
         if step is None:
             due = _deadline(timezone.now(), timeout)
             decisions.decision_open(
-                mission=self.mission, step_name=name, role=role, title=title, summary=summary,
-                context=to_json(context or {}), options=list(options), due_at=due,
-            )  # fmt: skip
+                mission=self.mission,
+                step_name=name,
+                role=role,
+                title=title,
+                summary=summary,
+                context=to_json(context or {}),
+                options=list(options),
+                due_at=due,
+            )
             wait = {"role": role, "title": title, "until": due.isoformat() if due else None}
             label = f"{role} decision: {title}"
             return self._waiting(
@@ -517,9 +553,15 @@ class MissionContext:
         return self._after_checkpoint(checkpoint.step)
 
     def _step_failed(
-        self, name: str, kind: str, step: Step | None, exc: Exception, policy: RetryPolicy,
-        attempts: int, budget_start: int,
-    ) -> NoReturn:  # fmt: skip
+        self,
+        name: str,
+        kind: str,
+        step: Step | None,
+        exc: Exception,
+        policy: RetryPolicy,
+        attempts: int,
+        budget_start: int,
+    ) -> NoReturn:
         error = f"{type(exc).__name__}: {exc}"
         tries = attempts - budget_start
         retry_after = getattr(exc, "retry_after", None)
@@ -560,25 +602,40 @@ class MissionContext:
         if step is not None:
             return step, False
         step = Step(
-            mission_id=self.mission.id, name=name, position=self._position - 1, kind=kind,
-            attempts=1, idempotency_key=self._key(name), started_at=started or timezone.now(),
-        )  # fmt: skip
+            mission_id=self.mission.id,
+            name=name,
+            position=self._position - 1,
+            kind=kind,
+            attempts=1,
+            idempotency_key=self._key(name),
+            started_at=started or timezone.now(),
+        )
         return step, True
 
     def _completed(
-        self, name: str, kind: str, step: Step | None, result: Any, attempts: int,
+        self,
+        name: str,
+        kind: str,
+        step: Step | None,
+        result: Any,
+        attempts: int,
         started: datetime | None = None,
-    ) -> _Checkpoint:  # fmt: skip
+    ) -> _Checkpoint:
         row, created = self._new_or(step, name, kind, started)
         row.status, row.result, row.error = Step.Status.COMPLETED, result, ""
         row.attempts = max(attempts, row.attempts, 1)
         row.finished_at = timezone.now()
         checkpoint = _Checkpoint(row, created, carry_on=kind in _WAIT_KINDS)
         checkpoint.mission_updates = {
-            "current_step": name, "step_count": F("step_count") + 1, "waiting_on": "",
-            "waiting_detail": "", "waiting_since": None, "wake_at": None,
-            "waiting_event": "", "waiting_event_key": "",
-        }  # fmt: skip
+            "current_step": name,
+            "step_count": F("step_count") + 1,
+            "waiting_on": "",
+            "waiting_detail": "",
+            "waiting_since": None,
+            "wake_at": None,
+            "waiting_event": "",
+            "waiting_event_key": "",
+        }
         checkpoint.observations.append(
             _obs(
                 "step_completed",
@@ -590,9 +647,15 @@ class MissionContext:
         return checkpoint
 
     def _waiting(
-        self, name: str, kind: str, step: Step | None, wait: dict, waiting_on: str, label: str,
+        self,
+        name: str,
+        kind: str,
+        step: Step | None,
+        wait: dict,
+        waiting_on: str,
+        label: str,
         until: datetime | None,
-    ) -> _Checkpoint:  # fmt: skip
+    ) -> _Checkpoint:
         row, created = self._new_or(step, name, kind)
         row.status, row.wait = Step.Status.WAITING, wait
         checkpoint = _Checkpoint(row, created)
@@ -600,9 +663,13 @@ class MissionContext:
             self.mission.waiting_since if step and self.mission.waiting_on == waiting_on else None
         )
         checkpoint.mission_updates = {
-            "current_step": name, "waiting_on": waiting_on, "waiting_detail": label[:300],
-            "waiting_since": since or timezone.now(), "wake_at": until, "status_to": Status.WAITING,
-        }  # fmt: skip
+            "current_step": name,
+            "waiting_on": waiting_on,
+            "waiting_detail": label[:300],
+            "waiting_since": since or timezone.now(),
+            "wake_at": until,
+            "status_to": Status.WAITING,
+        }
         if created or not since:
             until_text = f" (until {until:%Y-%m-%d %H:%M} UTC)" if until else ""
             checkpoint.observations.append(
@@ -621,8 +688,14 @@ class MissionContext:
             row.status, row.error, row.attempts = Step.Status.FAILED, message, max(attempts, 1)
             row.finished_at = timezone.now()
             checkpoint = _Checkpoint(row, created)
-        updates = {"status_to": Status.FAILED, "error": message, "finished_at": timezone.now(),
-                   "waiting_on": "", "waiting_detail": "", "wake_at": None}  # fmt: skip
+        updates = {
+            "status_to": Status.FAILED,
+            "error": message,
+            "finished_at": timezone.now(),
+            "waiting_on": "",
+            "waiting_detail": "",
+            "wake_at": None,
+        }
         if checkpoint is None:
             checkpoint = _Checkpoint(None, False)  # type: ignore[arg-type]
         checkpoint.mission_updates = updates
@@ -636,9 +709,13 @@ class MissionContext:
         message = f"Verdict: {outcome}" if outcome else "Verdict reached"
         checkpoint = _Checkpoint(None, False)  # type: ignore[arg-type]
         checkpoint.mission_updates = {
-            "status_to": Status.SUCCEEDED, "verdict": verdict, "finished_at": timezone.now(),
-            "waiting_on": "", "waiting_detail": "", "wake_at": None,
-        }  # fmt: skip
+            "status_to": Status.SUCCEEDED,
+            "verdict": verdict,
+            "finished_at": timezone.now(),
+            "waiting_on": "",
+            "waiting_detail": "",
+            "wake_at": None,
+        }
         checkpoint.observations.append(_obs("verdict", message, "", {"verdict": verdict}))
         self._commit(checkpoint)
 
@@ -674,7 +751,7 @@ class MissionContext:
                 lines=lines,
                 keep_lease=keep_lease,
                 now=now,
-            )  # fmt: skip
+            )
         )
         if not written:
             if fast_only:
@@ -718,9 +795,12 @@ class MissionContext:
                 checkpoint.step.save(force_update=True)
         for line in lines:
             observation_record(
-                mission=self.mission, step_name=line.get("step", ""), kind=line["kind"],
-                message=line["message"], data=line["data"],
-            )  # fmt: skip
+                mission=self.mission,
+                step_name=line.get("step", ""),
+                kind=line["kind"],
+                message=line["message"],
+                data=line["data"],
+            )
 
     def _after_checkpoint(self, step: Step) -> Any:
         """After a step committed: carry on in-process while the time slice lasts, else yield."""
@@ -826,10 +906,14 @@ def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
     steps = _load_steps(mission)
     ctx = MissionContext(mission, definition, steps, deadline)
     if definition is None:
-        return _finish_pass(ctx, lambda: ctx.fail(
-            f"mission type '{mission.type}' version {mission.version} is not registered in this "
-            "worker; deploy its code (STUDIOX_MISSION_MODULES) and retry"
-        ))  # fmt: skip
+        return _finish_pass(
+            ctx,
+            lambda: ctx.fail(
+                f"mission type '{mission.type}' version {mission.version} "
+                "is not registered in this "
+                "worker; deploy its code (STUDIOX_MISSION_MODULES) and retry"
+            ),
+        )
     with _Heartbeat(mission.id, mission.fencing_token):
         return _finish_pass(ctx, lambda: _run_function(ctx, definition))
 

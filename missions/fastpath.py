@@ -39,7 +39,8 @@ WITH fenced AS (
       FROM fenced
  RETURNING id
 ), lines AS (
-    INSERT INTO {Observation._meta.db_table} (mission_id, step_name, kind, message, data, created_at)
+    INSERT INTO {Observation._meta.db_table}
+           (mission_id, step_name, kind, message, data, created_at)
     SELECT fenced.id, o.step, o.kind, o.message, o.data, %(now)s
       FROM fenced, jsonb_to_recordset(%(lines)s::jsonb)
            AS o(step text, kind text, message text, data jsonb)
@@ -60,9 +61,14 @@ def applicable(step: Step | None, created: bool, status_to: str) -> bool:
 
 
 def complete_step(
-    *, mission: Mission, token: int, step: Step, lines: list[dict], keep_lease: bool,
+    *,
+    mission: Mission,
+    token: int,
+    step: Step,
+    lines: list[dict],
+    keep_lease: bool,
     now: datetime,
-) -> bool:  # fmt: skip
+) -> bool:
     """Write the checkpoint; False if the fence matched nothing (then nothing was written)."""
     cleaned = []
     for line in lines:
@@ -71,11 +77,19 @@ def complete_step(
             {"step": line.get("step", ""), "kind": line["kind"], "message": message, "data": data}
         )
     params = {
-        "now": now, "name": step.name, "keep": keep_lease,
-        "mission": mission.id, "token": token, "position": step.position, "kind": step.kind,
-        "attempts": step.attempts, "result": json.dumps(step.result), "key": step.idempotency_key,
-        "started": step.started_at, "lines": json.dumps(cleaned),
-    }  # fmt: skip
+        "now": now,
+        "name": step.name,
+        "keep": keep_lease,
+        "mission": mission.id,
+        "token": token,
+        "position": step.position,
+        "kind": step.kind,
+        "attempts": step.attempts,
+        "result": json.dumps(step.result),
+        "key": step.idempotency_key,
+        "started": step.started_at,
+        "lines": json.dumps(cleaned),
+    }
     connection.ensure_connection()
     # A server-side prepared statement: the plan is made once per connection, not per step.
     with connection.connection.cursor() as cursor:

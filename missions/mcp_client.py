@@ -82,10 +82,15 @@ def config_from_row(row: McpServer) -> ServerConfig:
     """The configuration an McpServer row describes (ToolRefusedError when incomplete)."""
     return _config(
         row.name,
-        {"transport": row.transport, "command": row.command, "env": row.env, "url": row.url,
-         "timeout_seconds": row.timeout_seconds},
+        {
+            "transport": row.transport,
+            "command": row.command,
+            "env": row.env,
+            "url": row.url,
+            "timeout_seconds": row.timeout_seconds,
+        },
         source="admin",
-    )  # fmt: skip
+    )
 
 
 def server_config(name: str) -> ServerConfig:
@@ -130,10 +135,14 @@ def _config(name: str, data: Any, *, source: str) -> ServerConfig:
     if timeout <= 0:
         raise bad("timeout_seconds must be positive")
     return ServerConfig(
-        name=name, transport=transport, command=tuple(command),
-        env={str(key): str(value) for key, value in env.items()}, url=url,
-        timeout_seconds=timeout, source=source,
-    )  # fmt: skip
+        name=name,
+        transport=transport,
+        command=tuple(command),
+        env={str(key): str(value) for key, value in env.items()},
+        url=url,
+        timeout_seconds=timeout,
+        source=source,
+    )
 
 
 def call_tool(*, server: str, tool: str, arguments: dict, idempotency_key: str) -> dict:
@@ -164,19 +173,26 @@ def list_tools(*, server: str | ServerConfig) -> list[dict]:
         except Exception as exc:
             raise _classified(config, exc, errlog) from exc
     return [
-        {"name": t.name, "title": t.title, "description": t.description or "",
-         "input_schema": t.input_schema, "output_schema": t.output_schema}
+        {
+            "name": t.name,
+            "title": t.title,
+            "description": t.description or "",
+            "input_schema": t.input_schema,
+            "output_schema": t.output_schema,
+        }
         for t in tools
-    ]  # fmt: skip
+    ]
 
 
 def _client(config: ServerConfig, errlog: IO[str]) -> Client:
     if config.transport == McpServer.Transport.HTTP:
         return Client(config.url, read_timeout_seconds=config.timeout_seconds)
     params = StdioServerParameters(
-        command=config.command[0], args=list(config.command[1:]), env=_child_env(config),
+        command=config.command[0],
+        args=list(config.command[1:]),
+        env=_child_env(config),
         cwd=settings.BASE_DIR,
-    )  # fmt: skip
+    )
     return Client(stdio_client(params, errlog=errlog), read_timeout_seconds=config.timeout_seconds)
 
 

@@ -21,9 +21,11 @@ def refund_new(request: HttpRequest) -> HttpResponse:
         values = {key: request.POST.get(key, "").strip() for key in values}
         try:
             started = mission_start(
-                type=REFUND_TYPE, input=_as_input(values), started_by=request.user,
+                type=REFUND_TYPE,
+                input=_as_input(values),
+                started_by=request.user,
                 idempotency_key=request.POST.get("idempotency_key", "")[:200],
-            )  # fmt: skip
+            )
         except MissionInputError as exc:
             errors = exc.errors
         else:

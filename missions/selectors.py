@@ -27,9 +27,12 @@ def missions_visible_to(user: AbstractBaseUser) -> QuerySet[Mission]:
 
 
 def mission_list(
-    *, user: AbstractBaseUser, status: str | None = None, type: str | None = None,
+    *,
+    user: AbstractBaseUser,
+    status: str | None = None,
+    type: str | None = None,
     search: str | None = None,
-) -> QuerySet[Mission]:  # fmt: skip
+) -> QuerySet[Mission]:
     """Visible missions, newest first, filtered by status, type and a search term."""
     missions = missions_visible_to(user)
     if status:
@@ -106,7 +109,8 @@ def missions_stuck(*, limit: int = 500) -> list[tuple[Mission, str]]:
     reasons = [
         (
             Q(status__in=Mission.RUNNABLE_STATUSES, lease_expires_at__lt=late),
-            "its worker died and no worker has taken it over: are workers and the scheduler running?",
+            "its worker died and no worker has taken it over: "
+            "are workers and the scheduler running?",
         ),
         (
             Q(

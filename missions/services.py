@@ -70,9 +70,12 @@ class StartResult:
 
 
 def mission_start(
-    *, type: str, input: Any, started_by: AbstractBaseUser | None = None,
+    *,
+    type: str,
+    input: Any,
+    started_by: AbstractBaseUser | None = None,
     idempotency_key: str = "",
-) -> StartResult:  # fmt: skip
+) -> StartResult:
     """Validate the input against the mission type's model and start the mission.
 
     With an `idempotency_key`, a repeat by the same user returns the first mission
@@ -96,10 +99,15 @@ def mission_start(
     try:
         with transaction.atomic():
             mission = Mission.objects.create(
-                type=definition.name, version=definition.version, title=definition.title,
-                input=validated, started_by=user, idempotency_key=idempotency_key,
-                request_fingerprint=fingerprint, enqueued_at=timezone.now(),
-            )  # fmt: skip
+                type=definition.name,
+                version=definition.version,
+                title=definition.title,
+                input=validated,
+                started_by=user,
+                idempotency_key=idempotency_key,
+                request_fingerprint=fingerprint,
+                enqueued_at=timezone.now(),
+            )
             _wake_on_commit(mission.id)
     except IntegrityError:
         # Two identical requests raced: the other one created it.
@@ -128,7 +136,8 @@ def mission_wake(*, mission_id) -> bool:
 
 
 def _changed(mission_id, allowed: tuple[str, ...], **updates) -> Mission:
-    """Apply `updates` only if the mission is in one of the `allowed` states (no read-then-write)."""
+    """Apply `updates` only if the mission is in one of the `allowed` states, in one
+    conditional UPDATE (no read-then-write)."""
     changed = Mission.objects.filter(id=mission_id, status__in=allowed).update(
         updated_at=timezone.now(), **updates
     )
@@ -151,15 +160,24 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str
     verdict = {"outcome": "cancelled", "by": who, "reason": reason}
     active = (Status.PENDING, Status.RUNNING, Status.WAITING, Status.PAUSED)
     mission = _changed(
-        mission.id, active, status=Status.CANCELLED, cancelled_by=by, verdict=verdict,
-        cancel_requested_at=timezone.now(), finished_at=timezone.now(), waiting_on="",
-        waiting_detail="", wake_at=None,
-    )  # fmt: skip
+        mission.id,
+        active,
+        status=Status.CANCELLED,
+        cancelled_by=by,
+        verdict=verdict,
+        cancel_requested_at=timezone.now(),
+        finished_at=timezone.now(),
+        waiting_on="",
+        waiting_detail="",
+        wake_at=None,
+    )
     decisions.decisions_withdraw(mission_id=mission.id, by=by)
     observation_record(
-        mission=mission, kind="cancelled", message=f"Cancelled by {who}" + (f": {reason}" if reason else ""),
+        mission=mission,
+        kind="cancelled",
+        message=f"Cancelled by {who}" + (f": {reason}" if reason else ""),
         data={"by": who},
-    )  # fmt: skip
+    )
     return mission
 
 
@@ -197,11 +215,18 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
         # Its checkpoints were purged: a retry would replay from nothing and repeat effects.
         raise MissionConflict("this mission's checkpoints are past retention; start a new one")
     mission = _changed(
-        mission.id, (Status.FAILED,), status=Status.PENDING, error="", finished_at=None,
-        lost_leases=0, lease_owner="", lease_expires_at=None, enqueued_at=timezone.now(),
+        mission.id,
+        (Status.FAILED,),
+        status=Status.PENDING,
+        error="",
+        finished_at=None,
+        lost_leases=0,
+        lease_owner="",
+        lease_expires_at=None,
+        enqueued_at=timezone.now(),
         # Steps change outside a lease here: a new token tells workers their cache is stale.
         fencing_token=F("fencing_token") + 1,
-    )  # fmt: skip
+    )
     for step in Step.objects.filter(mission=mission, status=Step.Status.FAILED):
         step.status = Step.Status.RETRYING
         step.wait = {"budget_start": step.attempts}
@@ -224,9 +249,13 @@ class EventResult:
 
 
 def event_deliver(
-    *, event: str, key: str = "", payload: Any = None, sent_by: AbstractBaseUser | None = None,
+    *,
+    event: str,
+    key: str = "",
+    payload: Any = None,
+    sent_by: AbstractBaseUser | None = None,
     idempotency_key: str = "",
-) -> EventResult:  # fmt: skip
+) -> EventResult:
     """Deliver an external event to every mission waiting for it, or keep it for the first
     mission that waits for it later."""
     user = sent_by if sent_by is not None and sent_by.is_authenticated else None
@@ -237,9 +266,12 @@ def event_deliver(
     try:
         with transaction.atomic():
             row = Event.objects.create(
-                name=event, key=key or "", payload=payload, sent_by=user,
+                name=event,
+                key=key or "",
+                payload=payload,
+                sent_by=user,
                 idempotency_key=idempotency_key,
-            )  # fmt: skip
+            )
             delivered = _deliver_to_waiting(row)
     except IntegrityError:
         existing = _event_for_key(user, idempotency_key, event, key, payload)
@@ -261,9 +293,11 @@ def _event_for_key(user, idem: str, event: str, key: str, payload: Any) -> Event
 
 def _deliver_to_waiting(row: Event) -> list[str]:
     waiting = Mission.objects.select_for_update().filter(
-        status=Status.WAITING, waiting_on=Mission.WaitingOn.EVENT,
-        waiting_event=row.name, waiting_event_key=row.key,
-    )  # fmt: skip
+        status=Status.WAITING,
+        waiting_on=Mission.WaitingOn.EVENT,
+        waiting_event=row.name,
+        waiting_event_key=row.key,
+    )
     delivered = []
     for mission in waiting:
         _, created = EventDelivery.objects.get_or_create(
@@ -272,9 +306,12 @@ def _deliver_to_waiting(row: Event) -> list[str]:
         if created and mission_wake(mission_id=mission.id):
             delivered.append(str(mission.id))
             observation_record(
-                mission=mission, kind="event_received", step_name=mission.current_step,
-                message=f"Event '{row.name}' arrived", data={"event": row.name, "key": row.key},
-            )  # fmt: skip
+                mission=mission,
+                kind="event_received",
+                step_name=mission.current_step,
+                message=f"Event '{row.name}' arrived",
+                data={"event": row.name, "key": row.key},
+            )
     if delivered:
         Event.objects.filter(id=row.id).update(delivered_at=timezone.now())
     return delivered

@@ -45,9 +45,11 @@ def mission_list(request: HttpRequest) -> HttpResponse:
         "q": request.GET.get("q", "").strip()[:100],
     }
     missions = selectors.mission_list(
-        user=request.user, status=filters["status"] or None, type=filters["type"] or None,
+        user=request.user,
+        status=filters["status"] or None,
+        type=filters["type"] or None,
         search=filters["q"] or None,
-    )  # fmt: skip
+    )
     page = Paginator(missions, PAGE_SIZE).get_page(request.GET.get("page"))
     kept = {key: value for key, value in filters.items() if value}
     context = {

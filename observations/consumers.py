@@ -248,9 +248,10 @@ class RailConsumer(ObservationStream):
     async def _visible(self, mission_ids: set[str]) -> set[str]:
         now = time.monotonic()
         fresh = {
-            m for m in mission_ids
+            m
+            for m in mission_ids
             if m in self.visible and now - self.visible[m][1] < VISIBILITY_CACHE_SECONDS
-        }  # fmt: skip
+        }
         unknown = mission_ids - fresh
         if unknown:
             allowed = await _db(self._allowed)(unknown)

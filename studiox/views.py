@@ -15,4 +15,5 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     healthy, report = health_report()
-    return JsonResponse({"status": "ok" if healthy else "error", **report}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "error", **report}
+    return JsonResponse(body, status=200 if healthy else 503)

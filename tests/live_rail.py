@@ -33,10 +33,24 @@ class WebServer:
     def start(self, attempts: int = 300) -> WebServer:
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "studiox.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--lifespan", "off"],
-            cwd=ROOT, env=process_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "studiox.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--lifespan",
+                "off",
+            ],
+            cwd=ROOT,
+            env=process_env(**self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(attempts):
             if self.process.poll() is not None:
                 raise RuntimeError(f"uvicorn exited:\n{self.log()}")

@@ -141,9 +141,13 @@ class ApprovalInput(BaseModel):
 def approval(ctx, data: ApprovalInput) -> dict:
     timeout = timedelta(seconds=data.timeout_seconds) if data.timeout_seconds else None
     first = ctx.wait_for_decision(
-        "supervisor_approval", role="supervisor", title=f"Approve {data.amount}",
-        summary="A test approval", context={"amount": str(data.amount)}, timeout=timeout,
-    )  # fmt: skip
+        "supervisor_approval",
+        role="supervisor",
+        title=f"Approve {data.amount}",
+        summary="A test approval",
+        context={"amount": str(data.amount)},
+        timeout=timeout,
+    )
     if first.outcome != "approved":
         return {"outcome": first.outcome, "by": first.decided_by}
     if data.amount > 100:
@@ -163,9 +167,14 @@ class AskInput(BaseModel):
 @mission("test_llm", version=1, title="Asks a model", input=AskInput)
 def ask(ctx, data: AskInput) -> dict:
     answer = ctx.llm(
-        "ask", messages=[{"role": "user", "content": data.question}],
-        schema={"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]},
-    )  # fmt: skip
+        "ask",
+        messages=[{"role": "user", "content": data.question}],
+        schema={
+            "type": "object",
+            "properties": {"answer": {"type": "string"}},
+            "required": ["answer"],
+        },
+    )
     ctx.sleep("pause", timedelta(seconds=0))
     ctx.step("after", echo, "after")
     return {"outcome": "answered", "answer": answer["parsed"]["answer"]}

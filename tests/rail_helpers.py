@@ -38,9 +38,14 @@ def run(coroutine_function, *args):
 
 def mission_for(user, *, title: str = "Counting", status: str = "running", **fields) -> Mission:
     return Mission.objects.create(
-        type="test_count", version=1, title=title, input={"steps": 1}, started_by=user,
-        status=status, **fields,
-    )  # fmt: skip
+        type="test_count",
+        version=1,
+        title=title,
+        input={"steps": 1},
+        started_by=user,
+        status=status,
+        **fields,
+    )
 
 
 def record(mission: Mission, message: str, kind: str = "note", **data) -> Observation:

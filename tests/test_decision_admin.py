@@ -39,9 +39,14 @@ def test_an_admin_reassigns_with_a_recorded_reason(decision, admin_user):
     assert "The reason goes into each audit trail" in form.content.decode()
     client.post(
         "/admin/decisions/decision/",
-        {"action": "reassign", "_selected_action": [decision.id], "apply": "1",
-         "to_user": colleague.id, "reason": "supervisor is on leave"},
-    )  # fmt: skip
+        {
+            "action": "reassign",
+            "_selected_action": [decision.id],
+            "apply": "1",
+            "to_user": colleague.id,
+            "reason": "supervisor is on leave",
+        },
+    )
     decision.refresh_from_db()
     assert decision.claimed_by == colleague
     assert decision.audit.filter(action="reassigned", reason="supervisor is on leave").exists()

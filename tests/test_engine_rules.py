@@ -217,9 +217,12 @@ def test_an_incompatible_code_change_stops_the_mission_naming_both_steps():
         m = drain(start("test_changing"))
         assert m.status == "waiting"
         _registry["test_changing"][1] = _registry["test_changing"][1].__class__(
-            name="test_changing", version=1, title="Changing", fn=changed_version,
+            name="test_changing",
+            version=1,
+            title="Changing",
+            fn=changed_version,
             input_model=ChangingInput,
-        )  # fmt: skip
+        )
         Mission.objects.filter(id=m.id).update(status="running")
         m = drain(m)
         assert m.status == "failed"

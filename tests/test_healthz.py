@@ -11,7 +11,9 @@ def test_it_reports_every_dependency_healthy(client, db):
     assert body["database"]["backend"] == ("postgresql" if settings.IS_POSTGRES else "sqlite")
     expected_broker = "redis" if settings.BROKER_URL.startswith("redis") else "filesystem"
     assert body["broker"]["backend"] == expected_broker
-    expected_layer = "RedisChannelLayer" if "redis" in settings.CHANNEL_LAYER_URL else "InMemoryChannelLayer"
+    expected_layer = (
+        "RedisChannelLayer" if "redis" in settings.CHANNEL_LAYER_URL else "InMemoryChannelLayer"
+    )
     assert body["channel_layer"]["backend"] == expected_layer
 
 
@@ -22,7 +24,10 @@ def test_it_answers_503_naming_the_failing_dependency(client, db, monkeypatch):
     monkeypatch.setitem(health.CHECKS, "broker", broken)
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["broker"] == {"status": "error", "error": "ConnectionError: broker unreachable"}
+    assert response.json()["broker"] == {
+        "status": "error",
+        "error": "ConnectionError: broker unreachable",
+    }
 
 
 def test_home_and_login_pages_render_without_external_assets(client, db):

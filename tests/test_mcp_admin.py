@@ -22,9 +22,11 @@ def admin_client(admin_user) -> Client:
 @pytest.fixture
 def demo_row(tmp_path) -> McpServer:
     return McpServer.objects.create(
-        name="payments", transport="stdio", command=[sys.executable, "-m", "demo_payments"],
+        name="payments",
+        transport="stdio",
+        command=[sys.executable, "-m", "demo_payments"],
         env={"DEMO_PAYMENTS_LEDGER": str(tmp_path / "ledger.sqlite3")},
-    )  # fmt: skip
+    )
 
 
 def test_the_list_shows_each_servers_endpoint(admin_client, demo_row):
@@ -54,9 +56,16 @@ def test_the_change_page_says_why_the_tools_could_not_be_listed(admin_client, tm
 def test_a_stdio_server_without_a_command_is_not_saved(admin_client):
     response = admin_client.post(
         reverse("admin:missions_mcpserver_add"),
-        {"name": "broken", "transport": "stdio", "command": "[]", "env": "{}", "url": "",
-         "timeout_seconds": "30", "enabled": "on"},
-    )  # fmt: skip
+        {
+            "name": "broken",
+            "transport": "stdio",
+            "command": "[]",
+            "env": "{}",
+            "url": "",
+            "timeout_seconds": "30",
+            "enabled": "on",
+        },
+    )
 
     assert response.status_code == 200
     assert "stdio needs a command" in response.text
@@ -66,12 +75,21 @@ def test_a_stdio_server_without_a_command_is_not_saved(admin_client):
 def test_an_http_server_with_a_url_is_saved(admin_client):
     response = admin_client.post(
         reverse("admin:missions_mcpserver_add"),
-        {"name": "remote", "transport": "http", "command": "[]", "env": "{}",
-         "url": "http://127.0.0.1:9/mcp", "timeout_seconds": "5", "enabled": "on"},
-    )  # fmt: skip
+        {
+            "name": "remote",
+            "transport": "http",
+            "command": "[]",
+            "env": "{}",
+            "url": "http://127.0.0.1:9/mcp",
+            "timeout_seconds": "5",
+            "enabled": "on",
+        },
+    )
 
     assert response.status_code == 302, response.text
     row = McpServer.objects.get(name="remote")
     assert (row.url, row.timeout_seconds, json.dumps(row.command)) == (
-        "http://127.0.0.1:9/mcp", 5.0, "[]",
-    )  # fmt: skip
+        "http://127.0.0.1:9/mcp",
+        5.0,
+        "[]",
+    )

@@ -75,9 +75,11 @@ def paid(tmp_path):
 
 def refund(server: str, key: str = "k-1") -> dict:
     return call_tool(
-        server=server, tool="issue_refund", arguments={"order_id": "A-1001", "amount": "5.00"},
+        server=server,
+        tool="issue_refund",
+        arguments={"order_id": "A-1001", "amount": "5.00"},
         idempotency_key=key,
-    )  # fmt: skip
+    )
 
 
 def refund_keys(ledger) -> list[str]:

@@ -171,13 +171,20 @@ def test_the_page_lists_the_missions_pending_decisions(requester, supervisor):
     mission = drain(started(requester, "test_sleep", seconds=3600))
     role = Group.objects.get(name="supervisor")
     decisions.Decision.objects.create(
-        mission=mission, step_name="approve", title="Approve refund of 40.00", role=role,
+        mission=mission,
+        step_name="approve",
+        title="Approve refund of 40.00",
+        role=role,
         options=["approved", "rejected"],
-    )  # fmt: skip
+    )
     decisions.Decision.objects.create(
-        mission=mission, step_name="old", title="Already decided", role=role, status="approved",
+        mission=mission,
+        step_name="old",
+        title="Already decided",
+        role=role,
+        status="approved",
         options=["approved", "rejected"],
-    )  # fmt: skip
+    )
     text = client_for(supervisor).get(reverse("missions:detail", args=[mission.id])).text
     pending = text[text.index('id="decisions-heading"') :].split("</section>")[0]
     assert "Approve refund of 40.00" in pending

@@ -87,8 +87,9 @@ def test_pause_and_resume_change_the_mission_and_say_so(operator, requester):
 
 def test_retry_runs_a_failed_mission_again(operator, requester, tmp_path):
     marker = tmp_path / "attempts"
-    mission = drain(started(requester, "test_flaky", marker=str(marker), fail_times=1,
-                            max_attempts=1))  # fmt: skip
+    mission = drain(
+        started(requester, "test_flaky", marker=str(marker), fail_times=1, max_attempts=1)
+    )
     assert mission.status == Mission.Status.FAILED
     response = operate(client_for(operator), mission, "retry")
     assert said(response) == ["Mission retried from its failed step."]
@@ -111,8 +112,11 @@ def test_cancel_records_who_and_why(requester):
     assert said(response) == ["Mission cancelled; its pending decisions were withdrawn."]
     mission.refresh_from_db()
     assert mission.status == Mission.Status.CANCELLED
-    assert mission.verdict == {"outcome": "cancelled", "by": "requester",
-                               "reason": "ordered by mistake"}  # fmt: skip
+    assert mission.verdict == {
+        "outcome": "cancelled",
+        "by": "requester",
+        "reason": "ordered by mistake",
+    }
 
 
 def test_nobody_operates_a_mission_they_may_not_see(requester, outsider):

@@ -224,9 +224,12 @@ def test_a_late_commit_behind_the_cursor_still_reaches_the_reader(requester, fas
     cookie = session_cookie(requester)
     db = connection.settings_dict
     slow = psycopg.connect(
-        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
-        password=db["PASSWORD"] or None, dbname=db["NAME"],
-    )  # fmt: skip
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )
     try:
         # A transaction takes its sequence number first but commits after a later one.
         late_id = slow.execute(

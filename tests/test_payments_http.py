@@ -43,13 +43,19 @@ def http_server(tmp_path, settings):
     paid.write_text(json.dumps({"A-1001": "120.00"}))
     port = free_port()
     log = tmp_path / "server.log"
-    env = {"PATH": os.environ["PATH"], "DEMO_PAYMENTS_LEDGER": str(ledger),
-           "DEMO_PAYMENTS_PAID": str(paid)}  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEMO_PAYMENTS_LEDGER": str(ledger),
+        "DEMO_PAYMENTS_PAID": str(paid),
+    }
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "demo_payments.server", "--http", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until_listening(process, port, log)
         settings.STUDIOX_MCP_SERVERS = {
@@ -67,9 +73,11 @@ def http_server(tmp_path, settings):
 
 def refund(amount: str, key: str) -> dict:
     return call_tool(
-        server="payments-http", tool="issue_refund",
-        arguments={"order_id": "A-1001", "amount": amount}, idempotency_key=key,
-    )  # fmt: skip
+        server="payments-http",
+        tool="issue_refund",
+        arguments={"order_id": "A-1001", "amount": amount},
+        idempotency_key=key,
+    )
 
 
 def test_a_retried_refund_over_http_pays_once(http_server):
@@ -89,12 +97,16 @@ def test_over_http_a_refund_above_the_payment_is_refused_and_totals_add_up(http_
         refund("50.00", "k-2")
 
     totals = call_tool(
-        server="payments-http", tool="lookup_refunds", arguments={"order_id": "A-1001"},
+        server="payments-http",
+        tool="lookup_refunds",
+        arguments={"order_id": "A-1001"},
         idempotency_key="lookup",
-    )  # fmt: skip
+    )
     assert (totals["paid"], totals["refunded"], totals["refundable"]) == (
-        "120.00", "100.00", "20.00",
-    )  # fmt: skip
+        "120.00",
+        "100.00",
+        "20.00",
+    )
 
 
 def test_the_tool_listing_shows_the_idempotency_key_argument(http_server):
@@ -102,15 +114,20 @@ def test_the_tool_listing_shows_the_idempotency_key_argument(http_server):
 
     assert set(tools) == {"issue_refund", "lookup_refunds"}
     assert tools["issue_refund"]["input_schema"]["required"] == [
-        "order_id", "amount", "idempotency_key",
-    ]  # fmt: skip
+        "order_id",
+        "amount",
+        "idempotency_key",
+    ]
 
 
 def test_a_server_that_is_not_running_is_a_transport_error(settings):
     settings.STUDIOX_MCP_SERVERS = {
-        "payments-http": {"transport": "http", "url": f"http://127.0.0.1:{free_port()}/mcp",
-                          "timeout_seconds": 10},
-    }  # fmt: skip
+        "payments-http": {
+            "transport": "http",
+            "url": f"http://127.0.0.1:{free_port()}/mcp",
+            "timeout_seconds": 10,
+        },
+    }
 
     with pytest.raises(ToolTransportError, match="MCP server 'payments-http' failed"):
         refund("1.00", "k-1")

@@ -37,9 +37,11 @@ def ledger(tmp_path, settings):
 
 def refund(order_id: str, amount: str, key: str) -> dict:
     return call_tool(
-        server="payments", tool="issue_refund", arguments={"order_id": order_id, "amount": amount},
+        server="payments",
+        tool="issue_refund",
+        arguments={"order_id": order_id, "amount": amount},
         idempotency_key=key,
-    )  # fmt: skip
+    )
 
 
 def ledger_rows(path, order_id: str) -> list[tuple]:
@@ -81,16 +83,22 @@ def test_lookup_refunds_totals_an_orders_refunds(ledger):
     refund("A-1002", "10.00", "k-1")  # a retry, not a third refund
 
     totals = call_tool(
-        server="payments", tool="lookup_refunds", arguments={"order_id": "A-1002"},
+        server="payments",
+        tool="lookup_refunds",
+        arguments={"order_id": "A-1002"},
         idempotency_key="lookup-1",
-    )  # fmt: skip
+    )
 
     assert {k: totals[k] for k in ("paid", "refunded", "refundable", "currency")} == {
-        "paid": "89.90", "refunded": "10.90", "refundable": "79.00", "currency": "EUR",
-    }  # fmt: skip
+        "paid": "89.90",
+        "refunded": "10.90",
+        "refundable": "79.00",
+        "currency": "EUR",
+    }
     assert [(r["idempotency_key"], r["amount"]) for r in totals["refunds"]] == [
-        ("k-1", "10.00"), ("k-2", "0.90"),
-    ]  # fmt: skip
+        ("k-1", "10.00"),
+        ("k-2", "0.90"),
+    ]
 
 
 def test_a_key_reused_for_a_different_refund_is_refused(ledger):
@@ -146,24 +154,40 @@ def test_two_servers_racing_for_the_last_euros_pay_only_one(ledger):
 def test_payments_and_earlier_refunds_come_from_a_records_file(tmp_path, settings):
     """The knowledge app's demo data shape: refunds made before the ledger count too."""
     paid = tmp_path / "payments.json"
-    paid.write_text(json.dumps({"type": "payment", "records": [
-        {"id": "P-1", "order_id": "B-1", "currency": "EUR", "amount": "64.50",
-         "refunded_amount": "14.50"},
-    ]}))  # fmt: skip
+    paid.write_text(
+        json.dumps(
+            {
+                "type": "payment",
+                "records": [
+                    {
+                        "id": "P-1",
+                        "order_id": "B-1",
+                        "currency": "EUR",
+                        "amount": "64.50",
+                        "refunded_amount": "14.50",
+                    },
+                ],
+            }
+        )
+    )
     settings.STUDIOX_MCP_SERVERS = {
         "payments": {
             "transport": "stdio",
             "command": [sys.executable, "-m", "demo_payments"],
-            "env": {"DEMO_PAYMENTS_LEDGER": str(tmp_path / "l.sqlite3"),
-                    "DEMO_PAYMENTS_PAID": str(paid)},
+            "env": {
+                "DEMO_PAYMENTS_LEDGER": str(tmp_path / "l.sqlite3"),
+                "DEMO_PAYMENTS_PAID": str(paid),
+            },
         }
-    }  # fmt: skip
+    }
 
     with pytest.raises(ToolRefusedError, match=r"at most 50\.00 can be refunded"):
         refund("B-1", "50.01", "k-1")
     totals = call_tool(
-        server="payments", tool="lookup_refunds", arguments={"order_id": "B-1"},
+        server="payments",
+        tool="lookup_refunds",
+        arguments={"order_id": "B-1"},
         idempotency_key="lookup",
-    )  # fmt: skip
+    )
 
     assert (totals["paid"], totals["refunded"], totals["refundable"]) == ("64.50", "14.50", "50.00")

@@ -29,8 +29,9 @@ note();
 
 @pytest.fixture
 def web(tmp_path):
-    server = WebServer(tmp_path, STUDIOX_MISSION_MODULES=RAIL_MISSIONS,
-                       STUDIOX_LIVE_POLL_SECONDS="0.2")  # fmt: skip
+    server = WebServer(
+        tmp_path, STUDIOX_MISSION_MODULES=RAIL_MISSIONS, STUDIOX_LIVE_POLL_SECONDS="0.2"
+    )
     try:
         yield server.start()
     finally:

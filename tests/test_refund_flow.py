@@ -38,9 +38,10 @@ def refunds(tmp_path, processes):
 def start(order_id: str, amount: str) -> Mission:
     requester = User.objects.get(username="requester")
     return mission_start(
-        type="customer_refund", input={"order_id": order_id, "amount": amount, "reason": "arrived damaged"},
+        type="customer_refund",
+        input={"order_id": order_id, "amount": amount, "reason": "arrived damaged"},
         started_by=requester,
-    ).mission  # fmt: skip
+    ).mission
 
 
 def decision_for(mission: Mission, step: str) -> Decision:
@@ -68,8 +69,12 @@ def ledger_rows(path) -> list[tuple]:
 
 
 def approve(mission: Mission, step: str, username: str, comment: str = "ok") -> None:
-    decide(decision=decision_for(mission, step), user=User.objects.get(username=username),
-           outcome="approved", comment=comment)  # fmt: skip
+    decide(
+        decision=decision_for(mission, step),
+        user=User.objects.get(username=username),
+        outcome="approved",
+        comment=comment,
+    )
 
 
 def test_a_small_refund_needs_only_the_supervisor(refunds, processes):
@@ -102,13 +107,20 @@ def test_a_rejected_refund_pays_nothing(refunds, processes):
     processes.worker(**refunds["env"])
     mission = start("A-1001", "60.00")
     decision = decision_for(mission, "supervisor_approval")
-    decide(decision=decision, user=User.objects.get(username="supervisor"), outcome="rejected",
-           comment="no evidence of damage")  # fmt: skip
+    decide(
+        decision=decision,
+        user=User.objects.get(username="supervisor"),
+        outcome="rejected",
+        comment="no evidence of damage",
+    )
     mission = final(mission)
     assert mission.verdict == {
-        "outcome": "rejected", "order_id": "A-1001", "by": "supervisor", "role": "supervisor",
+        "outcome": "rejected",
+        "order_id": "A-1001",
+        "by": "supervisor",
+        "role": "supervisor",
         "comment": "no evidence of damage",
-    }  # fmt: skip
+    }
     assert ledger_rows(refunds["ledger"]) == []
 
 

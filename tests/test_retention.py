@@ -109,9 +109,13 @@ def test_decisions_and_their_audit_trail_are_kept(requester, settings):
     settings.STUDIOX_RETENTION_DAYS = 1
     mission = finished(requester, days_ago=2)
     decision = decisions.Decision.objects.create(
-        mission=mission, step_name="n:0", title="Approve the count", options=["approved"],
-        role=Group.objects.get_or_create(name="supervisor")[0], status="approved",
-    )  # fmt: skip
+        mission=mission,
+        step_name="n:0",
+        title="Approve the count",
+        options=["approved"],
+        role=Group.objects.get_or_create(name="supervisor")[0],
+        status="approved",
+    )
     decisions.DecisionAudit.objects.create(decision=decision, action="opened")
     decisions.DecisionAudit.objects.create(decision=decision, action="approved")
     assert missions_purge_expired()["steps"] == 3

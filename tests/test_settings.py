@@ -95,7 +95,9 @@ def test_production_urls_are_parsed(tmp_path):
 
 def test_it_rejects_an_unknown_channel_layer(tmp_path):
     result = probe_settings(
-        STUDIOX_SECRET_KEY="k", STUDIOX_VAR_DIR=str(tmp_path), STUDIOX_CHANNEL_LAYER_URL="carrier-pigeon://"
+        STUDIOX_SECRET_KEY="k",
+        STUDIOX_VAR_DIR=str(tmp_path),
+        STUDIOX_CHANNEL_LAYER_URL="carrier-pigeon://",
     )
     assert result.returncode != 0
     assert "STUDIOX_CHANNEL_LAYER_URL=carrier-pigeon://" in result.stderr

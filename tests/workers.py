@@ -46,8 +46,11 @@ class Processes:
         log = (self.log_dir / f"{name}-{len(self.running)}.log").open("w")
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "studiox", *args],
-            cwd=ROOT, env=process_env(**env), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.running.append(process)
         return process
 
@@ -55,10 +58,19 @@ class Processes:
         queue = settings.CELERY_TASK_DEFAULT_QUEUE
         return self._spawn(
             name,
-            ["worker", "-Q", queue, "--pool=solo", "-n", f"{name}-{time.monotonic_ns()}@%h",
-             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            [
+                "worker",
+                "-Q",
+                queue,
+                "--pool=solo",
+                "-n",
+                f"{name}-{time.monotonic_ns()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
             **env,
-        )  # fmt: skip
+        )
 
     def scheduler(self, **env: str) -> subprocess.Popen:
         schedule = self.log_dir / f"beat-{time.monotonic_ns()}"

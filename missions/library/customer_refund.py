@@ -31,8 +31,13 @@ class RefundRequest(BaseModel):
 def policy_passages(reason: str) -> list[dict]:
     """The refund policy's passages that bear on this request, with citations."""
     seen: dict[str, dict] = {}
-    for query in ("refund time window days delivery", "finance threshold sign-off",
-                  "exclusions final sale gift card", "restocking fee opened", reason):  # fmt: skip
+    for query in (
+        "refund time window days delivery",
+        "finance threshold sign-off",
+        "exclusions final sale gift card",
+        "restocking fee opened",
+        reason,
+    ):
         for hit in knowledge_search(query=query, limit=2, kind="policy"):
             seen.setdefault(hit.citation, {"citation": hit.citation, "text": hit.text[:600]})
     return list(seen.values())
@@ -55,8 +60,11 @@ def assess_refund(order: dict, payment: dict | None, request: dict, today: str) 
             findings.append(
                 f"Delivered {age} days ago, within the {window}-day window (§ Time window)."
             )
-    excluded = [item.get("name", item.get("sku", "item")) for item in order.get("items", [])
-                if item.get("final_sale") or item.get("category") in ("gift_card", "gift card")]  # fmt: skip
+    excluded = [
+        item.get("name", item.get("sku", "item"))
+        for item in order.get("items", [])
+        if item.get("final_sale") or item.get("category") in ("gift_card", "gift card")
+    ]
     if excluded:
         problems.append(f"excluded from refunds: {', '.join(excluded)}")
     if payment is None:
@@ -136,18 +144,28 @@ def customer_refund(ctx, request: RefundRequest) -> dict:
     )
     rationale = assessment["rationale"]
     evidence = {
-        "ai_rationale": (explained.get("parsed") or {}).get("rationale") or explained.get("content", ""),
+        "ai_rationale": (explained.get("parsed") or {}).get("rationale")
+        or explained.get("content", ""),
         "ai_model": explained.get("model", ""),
-        "amount": f"{request.amount} EUR", "refund_amount": f"{assessment['refund_amount']} EUR",
-        "restocking_fee": f"{assessment['restocking_fee']} EUR", "order": order, "payment": payment,
-        "reason": request.reason, "policy": passages, "rationale": rationale,
-    }  # fmt: skip
+        "amount": f"{request.amount} EUR",
+        "refund_amount": f"{assessment['refund_amount']} EUR",
+        "restocking_fee": f"{assessment['restocking_fee']} EUR",
+        "order": order,
+        "payment": payment,
+        "reason": request.reason,
+        "policy": passages,
+        "rationale": rationale,
+    }
     title = f"Refund {request.amount} EUR for order {request.order_id}"
     approvals = []
     supervisor = ctx.wait_for_decision(
-        "supervisor_approval", role="supervisor", title=title, summary=rationale, context=evidence,
+        "supervisor_approval",
+        role="supervisor",
+        title=title,
+        summary=rationale,
+        context=evidence,
         timeout=timedelta(days=2),
-    )  # fmt: skip
+    )
     if supervisor.outcome != "approved":
         return _declined("supervisor", supervisor, request)
     approvals.append(
@@ -158,39 +176,64 @@ def customer_refund(ctx, request: RefundRequest) -> dict:
             f"Above the {settings.STUDIOX_FINANCE_THRESHOLD} EUR threshold: finance sign-off needed"
         )
         finance = ctx.wait_for_decision(
-            "finance_signoff", role="finance", title=f"Finance sign-off: {title}", summary=rationale,
-            context={**evidence, "supervisor": approvals[0]}, timeout=timedelta(days=3),
-        )  # fmt: skip
+            "finance_signoff",
+            role="finance",
+            title=f"Finance sign-off: {title}",
+            summary=rationale,
+            context={**evidence, "supervisor": approvals[0]},
+            timeout=timedelta(days=3),
+        )
         if finance.outcome != "approved":
             return _declined("finance", finance, request)
         approvals.append({"role": "finance", "by": finance.decided_by, "comment": finance.comment})
     ctx.sleep("cooling_off", timedelta(seconds=settings.STUDIOX_REFUND_COOLING_OFF_SECONDS))
     paid = ctx.call_tool(
-        "issue_refund", server="payments", tool="issue_refund",
-        arguments={"order_id": request.order_id, "amount": assessment["refund_amount"], "currency": "EUR"},
-    )  # fmt: skip
+        "issue_refund",
+        server="payments",
+        tool="issue_refund",
+        arguments={
+            "order_id": request.order_id,
+            "amount": assessment["refund_amount"],
+            "currency": "EUR",
+        },
+    )
     ctx.observe(f"Refunded {assessment['refund_amount']} EUR for order {request.order_id}")
     return {
-        "outcome": "refunded", "order_id": request.order_id, "amount": assessment["refund_amount"],
-        "restocking_fee": assessment["restocking_fee"], "approvals": approvals, "payment": paid,
+        "outcome": "refunded",
+        "order_id": request.order_id,
+        "amount": assessment["refund_amount"],
+        "restocking_fee": assessment["restocking_fee"],
+        "approvals": approvals,
+        "payment": paid,
         "citations": citations,
-    }  # fmt: skip
+    }
 
 
 def _declined(role: str, decision, request: RefundRequest) -> dict:
     outcome = "expired" if decision.outcome == "expired" else "rejected"
     return {
-        "outcome": outcome, "order_id": request.order_id, "by": decision.decided_by,
-        "role": role, "comment": decision.comment,
-    }  # fmt: skip
+        "outcome": outcome,
+        "order_id": request.order_id,
+        "by": decision.decided_by,
+        "role": role,
+        "comment": decision.comment,
+    }
 
 
 def _explain_messages(request: RefundRequest, assessment: dict, passages: list[dict]) -> list[dict]:
     policy = "\n".join(f"[{p['citation']}] {p['text']}" for p in passages)
     return [
-        {"role": "system", "content": "You explain refund decisions to approvers in two sentences, citing the policy."},
-        {"role": "user", "content": (
-            f"Order {request.order_id}: refund {request.amount} EUR because: {request.reason}.\n"
-            f"Assessment: {assessment}.\nPolicy:\n{policy}"
-        )},
-    ]  # fmt: skip
+        {
+            "role": "system",
+            "content": "You explain refund decisions to approvers in two sentences, "
+            "citing the policy.",
+        },
+        {
+            "role": "user",
+            "content": (
+                f"Order {request.order_id}: refund {request.amount} EUR "
+                f"because: {request.reason}.\n"
+                f"Assessment: {assessment}.\nPolicy:\n{policy}"
+            ),
+        },
+    ]

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -16,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--key", default="", help="idempotency key")
 
     def handle(self, *args, type, input, user=None, key="", **options):
-        text = open(input[1:]).read() if input.startswith("@") else input
+        text = Path(input[1:]).read_text() if input.startswith("@") else input
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
