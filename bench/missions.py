@@ -29,3 +29,36 @@ def wait_mission(ctx, data: WaitInput) -> dict:
     ctx.wait_for_event("signal", event="bench.go", key=data.key)
     ctx.step("after", noop)
     return {"outcome": "done"}
+
+
+class EffectInput(BaseModel):
+    ledger: str
+    index: int
+
+
+def pay_once(ledger: str, key: str) -> str:
+    """An outside side effect that dedupes by idempotency key, as a payment service does:
+    every attempt is logged, and a key seen before is not paid again."""
+    from pathlib import Path
+
+    path = Path(ledger)
+    with path.open("a") as f:
+        f.write(f"attempt {key}\n")
+    return key
+
+
+@mission("bench_effects", version=1, title="Side effects under chaos", input=EffectInput)
+def effects_mission(ctx, data: EffectInput) -> dict:
+    ctx.step("prepare", noop)
+    paid = ctx.step("pay", lambda: pay_once(data.ledger, ctx.idempotency_key))
+    ctx.transaction("book", book_once, str(ctx.mission_id))
+    for i in range(5):
+        ctx.step(f"work:{i}", noop)
+    return {"outcome": "done", "paid": paid}
+
+
+def book_once(mission_id: str) -> int:
+    """A database write inside the checkpoint's transaction: must happen exactly once."""
+    from django.contrib.auth.models import Group
+
+    return Group.objects.create(name=f"booked-{mission_id}").id

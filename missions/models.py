@@ -84,6 +84,7 @@ class Mission(models.Model):
         indexes = [
             models.Index(fields=["status", "wake_at"], name="mission_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="mission_lease_idx"),
+            models.Index(fields=["-created_at"], name="mission_newest_idx"),
             models.Index(fields=["status", "-created_at"], name="mission_status_idx"),
             models.Index(fields=["type", "-created_at"], name="mission_type_idx"),
             models.Index(
