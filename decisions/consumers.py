@@ -1,14 +1,16 @@
-"""ws/decisions/: tells an approver's open queue page to refresh when work may have changed.
+"""ws/decisions/: tells an approver's open queue page to re-fetch its list.
 
-It forwards no data, only a hint; the page re-fetches its list, which applies permissions.
-The hint rides on the rail's pushes (a decision opens or closes with a rail observation).
+The consumer joins one channel group per role of the user (decisions.live.role_group) and
+forwards bare hints: the page re-fetches its list, which applies permissions, so no data
+travels here. Hints are at-most-once, so every (re)connect asks for a refresh too.
 """
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from observations.publish import RAIL_GROUP
+from decisions.live import role_group
+from decisions.selectors import decision_role_ids
 
-QUEUE_KINDS = {"waiting", "decision_made", "cancelled", "resumed", "verdict"}
 CLOSE_UNAUTHENTICATED = 4401
 
 
@@ -18,13 +20,17 @@ class DecisionQueueConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        await self.channel_layer.group_add(RAIL_GROUP, self.channel_name)
+        role_ids = await database_sync_to_async(decision_role_ids)(user=user)
+        self.role_groups = [role_group(role_id) for role_id in role_ids]
+        for group in self.role_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "refresh"})  # a (re)connect heals any missed push
+        await self.send_json({"type": "refresh"})  # a (re)connect heals any missed hint
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(RAIL_GROUP, self.channel_name)
+        for group in getattr(self, "role_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def observations_created(self, message: dict) -> None:
-        if any(line.get("kind") in QUEUE_KINDS for line in message.get("observations", [])):
-            await self.send_json({"type": "refresh"})
+    async def decision_changed(self, message: dict) -> None:
+        hint = {"decision": message.get("decision"), "change": message.get("change")}
+        await self.send_json({"type": "refresh", **hint})

@@ -10,7 +10,8 @@ logger = logging.getLogger(__name__)
 
 
 def notify_approvers(*, decision_id: int) -> int:
-    """E-mail every eligible member of the decision's role (not the mission's requester)."""
+    """E-mail every member of the decision's role who may decide it: active, with an address,
+    not the mission's requester, and not the decider of an earlier tier (four eyes)."""
     from decisions.models import Decision
 
     decision = Decision.objects.select_related("role", "mission").filter(id=decision_id).first()
@@ -21,9 +22,12 @@ def notify_approvers(*, decision_id: int) -> int:
         .objects.filter(groups=decision.role, is_active=True)
         .exclude(email="")
         .exclude(id=decision.mission.started_by_id)
+        .exclude(decisions_decided__mission_id=decision.mission_id)
+        .distinct()
     )
     due = f"\nDue: {decision.due_at:%Y-%m-%d %H:%M} UTC" if decision.due_at else ""
-    body = f"{decision.title}\n\n{decision.summary}{due}\n\nOpen it: /decisions/{decision.id}/\n"
+    link = f"{getattr(settings, 'STUDIOX_BASE_URL', '')}/decisions/{decision.id}/"
+    body = f"{decision.title}\n\n{decision.summary}{due}\n\nOpen it: {link}\n"
     subject = f"[StudioX] Decision needed: {decision.title}"[:200]
     messages = [(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email]) for user in approvers]
     try:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from decisions.models import Decision
 
-SORTS = {"due": ("due_at", "created_at"), "age": ("created_at",), "-age": ("-created_at",)}
+# Undated decisions sort after dated ones on every database (SQLite puts NULLs first).
+SORTS = {
+    "due": (F("due_at").asc(nulls_last=True), "created_at"),
+    "age": ("created_at",),
+    "-age": ("-created_at",),
+}
 
 
 def _base() -> QuerySet[Decision]:
@@ -26,7 +31,17 @@ def decisions_visible_to(user: AbstractBaseUser) -> QuerySet[Decision]:
     )
 
 
+def decision_role_ids(*, user: AbstractBaseUser) -> list[int]:
+    """The roles (Django group ids) whose queue the user works on; the live consumer joins
+    one channel group per role."""
+    if not user.is_authenticated:
+        return []
+    return list(user.groups.order_by("id").values_list("id", flat=True))
+
+
 def decision_get_for(*, user: AbstractBaseUser, decision_id) -> Decision | None:
+    """The decision if the user may see it (role member, the mission's requester, whoever
+    decided it, or `decisions.view_decision`), else None: a 404 either way."""
     try:
         return decisions_visible_to(user).filter(id=int(decision_id)).first()
     except (TypeError, ValueError):

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.utils import timezone
 
+from decisions.live import decision_hint_on_commit
 from decisions.models import Decision, DecisionAudit
 from decisions.notify import notify_approvers
 
@@ -21,19 +22,33 @@ class DecisionError(Exception):
 
 
 class DecisionNotAllowed(DecisionError):
-    pass
+    """Not in the role, or four eyes (own mission, another tier), or claimed by someone else."""
 
 
 class DecisionAlreadyDecided(DecisionError):
+    """Someone got there first; the message names who, what and when."""
+
     def __init__(self, decision: Decision):
         self.decision = decision
-        when = f" at {decision.decided_at:%Y-%m-%d %H:%M} UTC" if decision.decided_at else ""
-        who = f" by {decision.decided_by_name}" if decision.decided_by_name else ""
-        super().__init__(f"Already {decision.status}{who}{when}.")
+        super().__init__(_already(decision))
 
 
 class DecisionInvalid(DecisionError):
-    pass
+    """An outcome that is not one of the decision's options, or a missing reason."""
+
+
+def _already(decision: Decision) -> str:
+    when = f" at {decision.decided_at:%Y-%m-%d %H:%M} UTC" if decision.decided_at else ""
+    who = f" by {decision.decided_by_name}" if decision.decided_by_name else ""
+    if decision.status == Status.DECIDED:
+        return f"Already decided ({decision.outcome}){who}{when}."
+    if decision.status == Status.WITHDRAWN:
+        return f"Already withdrawn{when}: the mission was cancelled."
+    return f"Already {decision.status}{who}{when}."
+
+
+def _hint(decision: Decision, change: str) -> None:
+    decision_hint_on_commit(decision_id=decision.id, role_id=decision.role_id, change=change)
 
 
 def _audit(
@@ -78,8 +93,9 @@ def decision_open(
     options: list[str],
     due_at: datetime | None,
 ) -> Decision:
-    """Put a decision in the queue of `role` (a Django group); once per mission step.
-    Eligible approvers are e-mailed after commit; queue pages learn of it from the rail."""
+    """Put a decision in the queue of `role` (a Django group, created if missing); once per
+    mission step. After commit, eligible approvers are e-mailed and the role's open queue
+    pages are told to refresh."""
     group, _ = Group.objects.get_or_create(name=role)
     decision, created = Decision.objects.get_or_create(
         mission=mission,
@@ -96,6 +112,7 @@ def decision_open(
     if created:
         _audit(decision, DecisionAudit.Action.OPENED, after={"role": role, "due_at": str(due_at)})
         transaction.on_commit(lambda: notify_approvers(decision_id=decision.id))
+        _hint(decision, "opened")
     return decision
 
 
@@ -116,6 +133,7 @@ def decision_expire(*, mission_id, step_name: str) -> dict:
     if pending.update(status=Status.EXPIRED, outcome="expired", decided_at=now):
         decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
         _audit(decision, DecisionAudit.Action.EXPIRED, reason="the time-out passed")
+        _hint(decision, "expired")
     decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
     return _result(decision)
 
@@ -129,6 +147,7 @@ def decisions_withdraw(*, mission_id, by: AbstractBaseUser | None) -> int:
         ):
             withdrawn += 1
             _audit(decision, DecisionAudit.Action.WITHDRAWN, user=by, reason="mission cancelled")
+            _hint(decision, "withdrawn")
     return withdrawn
 
 
@@ -200,6 +219,7 @@ def decision_decide(
         data={"outcome": outcome, "by": who, "role": decision.role.name},
     )
     mission_wake(mission_id=decision.mission_id)
+    _hint(decision, "decided")
     return decision
 
 
@@ -221,6 +241,7 @@ def decision_claim(*, decision: Decision, user: AbstractBaseUser) -> Decision:
             return decision
         raise DecisionNotAllowed(f"{decision.claimed_by.get_username()} has already claimed this.")
     _audit(decision, DecisionAudit.Action.CLAIMED, user=user)
+    _hint(decision, "claimed")
     return decision
 
 
@@ -235,6 +256,7 @@ def decision_release(*, decision: Decision, user: AbstractBaseUser) -> Decision:
     if not released:
         raise DecisionNotAllowed("Only the person who claimed this decision can release it.")
     _audit(decision, DecisionAudit.Action.RELEASED, user=user)
+    _hint(decision, "released")
     return decision
 
 
@@ -263,4 +285,5 @@ def decision_reassign(
         before=before,
         after={"claimed_by": to_user.get_username()},
     )
+    _hint(decision, "reassigned")
     return decision

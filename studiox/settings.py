@@ -265,6 +265,11 @@ EMAIL_BACKEND = env_str("STUDIOX_EMAIL_BACKEND", "django.core.mail.backends.cons
 EMAIL_HOST = env_str("STUDIOX_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("STUDIOX_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("STUDIOX_FROM_EMAIL", "studiox@localhost")
+# Notifications are sent by the worker that opened the decision: a dead SMTP server must not
+# hold it for long.
+EMAIL_TIMEOUT = env_int("STUDIOX_EMAIL_TIMEOUT", 10)
+# Where links in e-mails point (the address people open the app at).
+STUDIOX_BASE_URL = env_str("STUDIOX_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 LOGGING = {
     "version": 1,

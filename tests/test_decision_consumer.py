@@ -1,47 +1,91 @@
-"""ws/decisions/: only signed-in people, and a refresh hint when a decision opens."""
+"""ws/decisions/: only signed-in people; a role's members are told to refresh when a decision
+of their role opens or changes, and nobody else is."""
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
-from decisions.consumers import DecisionQueueConsumer
-from observations.publish import RAIL_GROUP
+from decisions.consumers import CLOSE_UNAUTHENTICATED, DecisionQueueConsumer
+from decisions.live import hints_flush
+from decisions.models import Decision
+from decisions.services import decision_claim, decision_open
+from missions.models import Mission
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def connect(user) -> WebsocketCommunicator:
+def open_decision(requester, role: str = "supervisor") -> Decision:
+    # A bare row: no worker is needed to open a decision, and none is enqueued.
+    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
+    decision = decision_open(
+        mission=mission,
+        step_name="approval",
+        role=role,
+        title="Approve 60",
+        summary="",
+        context={},
+        options=["approved", "rejected"],
+        due_at=None,
+    )
+    hints_flush()
+    return decision
+
+
+async def connected(user) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(DecisionQueueConsumer.as_asgi(), "/ws/decisions/")
     communicator.scope["user"] = user
+    ok, _ = await communicator.connect()
+    assert ok
+    assert await communicator.receive_json_from(timeout=5) == {"type": "refresh"}  # on connect
     return communicator
 
 
 def test_an_anonymous_reader_is_refused():
     async def body():
-        communicator = await connect(AnonymousUser())
-        connected, code = await communicator.connect()
-        assert not connected and code == 4401
+        communicator = WebsocketCommunicator(DecisionQueueConsumer.as_asgi(), "/ws/decisions/")
+        communicator.scope["user"] = AnonymousUser()
+        accepted, code = await communicator.connect()
+        assert not accepted and code == CLOSE_UNAUTHENTICATED
 
     async_to_sync(body)()
 
 
-def test_a_signed_in_approver_is_told_to_refresh_when_a_decision_opens(supervisor):
-    async_to_sync(_approver_gets_hints)(supervisor)
+def test_a_role_member_is_told_when_a_decision_of_the_role_opens(requester, supervisor):
+    async def body():
+        communicator = await connected(supervisor)
+        decision = await database_sync_to_async(open_decision)(requester)
+        hint = await communicator.receive_json_from(timeout=5)
+        assert hint == {"type": "refresh", "decision": decision.id, "change": "opened"}
+        await communicator.disconnect()
+
+    async_to_sync(body)()
 
 
-async def _approver_gets_hints(supervisor):
-    from channels.layers import get_channel_layer
+def test_a_claim_is_a_hint_too(requester, supervisor):
+    async def body():
+        decision = await database_sync_to_async(open_decision)(requester)
+        communicator = await connected(supervisor)
 
-    communicator = await connect(supervisor)
-    connected, _ = await communicator.connect()
-    assert connected
-    assert await communicator.receive_json_from(timeout=5) == {"type": "refresh"}  # on connect
-    layer = get_channel_layer()
-    note = {"type": "observations.created", "observations": [{"kind": "note"}]}
-    await layer.group_send(RAIL_GROUP, note)
-    assert await communicator.receive_nothing(timeout=0.5)  # a plain note changes no queue
-    waiting = {"type": "observations.created", "observations": [{"kind": "waiting"}]}
-    await layer.group_send(RAIL_GROUP, waiting)
-    assert await communicator.receive_json_from(timeout=5) == {"type": "refresh"}
-    await communicator.disconnect()
+        def claim():
+            decision_claim(decision=decision, user=supervisor)
+            hints_flush()
+
+        await database_sync_to_async(claim)()
+        hint = await communicator.receive_json_from(timeout=5)
+        assert (hint["decision"], hint["change"]) == (decision.id, "claimed")
+        await communicator.disconnect()
+
+    async_to_sync(body)()
+
+
+def test_other_roles_and_people_without_a_role_hear_nothing(requester, finance, outsider):
+    async def body():
+        readers = [await connected(finance), await connected(outsider)]
+        await database_sync_to_async(open_decision)(requester, "supervisor")
+        for communicator in readers:
+            assert await communicator.receive_nothing(timeout=0.5)
+            await communicator.disconnect()
+
+    async_to_sync(body)()
