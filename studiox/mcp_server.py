@@ -129,9 +129,11 @@ class StudioXTools:
             try:
                 _check_lengths(idempotency_key=idempotency_key)
                 result = mission_start(
-                    type=type, input=input, started_by=self._user(user_id),
+                    type=type,
+                    input=input,
+                    started_by=self._user(user_id),
                     idempotency_key=idempotency_key,
-                )  # fmt: skip
+                )
             except Exception as exc:
                 raise _refused(exc) from exc
             return {"created": result.created, "mission": MissionSerializer(result.mission).data}
@@ -169,9 +171,13 @@ class StudioXTools:
         return await _in_thread(run)()
 
     async def send_event(
-        self, event: str, ctx: Context, key: str = "", payload: Any = None,
+        self,
+        event: str,
+        ctx: Context,
+        key: str = "",
+        payload: Any = None,
         idempotency_key: str = "",
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Deliver external event `event` (with correlation `key` and a JSON `payload`) to the
         missions waiting for it; kept for the first one that waits if none does yet. Needs the
         missions.add_event permission."""
@@ -186,9 +192,12 @@ class StudioXTools:
                 if not event:
                     raise ToolError("event: this field may not be blank.")
                 result = event_deliver(
-                    event=event, key=key, payload=payload, sent_by=user,
+                    event=event,
+                    key=key,
+                    payload=payload,
+                    sent_by=user,
                     idempotency_key=idempotency_key,
-                )  # fmt: skip
+                )
             except Exception as exc:
                 raise _refused(exc) from exc
             return EventResultSerializer(result).data
@@ -221,16 +230,22 @@ def transport_security() -> TransportSecuritySettings:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[*names, *(f"{name}:*" for name in names)],
-        allowed_origins=[*origins, *(f"{origin}:*" for origin in origins),
-                         *settings.CSRF_TRUSTED_ORIGINS],
-    )  # fmt: skip
+        allowed_origins=[
+            *origins,
+            *(f"{origin}:*" for origin in origins),
+            *settings.CSRF_TRUSTED_ORIGINS,
+        ],
+    )
 
 
 async def _unauthorized(send: Send) -> None:
     body = json.dumps(
-        {"detail": "Authentication credentials were not provided or are not valid: send "
-         "'Authorization: Token <key>' (or 'Bearer <key>').", "errors": {}}
-    ).encode()  # fmt: skip
+        {
+            "detail": "Authentication credentials were not provided or are not valid: send "
+            "'Authorization: Token <key>' (or 'Bearer <key>').",
+            "errors": {},
+        }
+    ).encode()
     await send(
         {
             "type": "http.response.start",

@@ -40,10 +40,12 @@ class McpEndpoint:
 
         server = build_server()
         server.streamable_http_app(
-            streamable_http_path=MCP_PATH, stateless_http=True, json_response=True,
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,
+            json_response=True,
             transport_security=transport_security(),
             max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 4 * 1024 * 1024,
-        )  # fmt: skip
+        )
         self._manager = server.session_manager
         self._app = TokenAuthenticated(self._manager.handle_request)
 

@@ -46,9 +46,10 @@ def test_a_session_works_and_its_posts_need_the_csrf_token(requester):
     browser.force_login(requester)
     assert browser.get("/api/mission-types/").status_code == 200
     refused = browser.post(
-        "/api/missions/", {"type": "test_count", "input": {"steps": 1}},
+        "/api/missions/",
+        {"type": "test_count", "input": {"steps": 1}},
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert "CSRF" in assert_json_error(refused, 403)["detail"]
 
 
@@ -91,9 +92,11 @@ def test_a_wrong_method_is_a_json_405(requester):
 
 def test_a_bad_idempotency_key_is_a_400(requester):
     response = client_for(requester).post(
-        "/api/missions/", {"type": "test_count", "input": {"steps": 1}}, format="json",
+        "/api/missions/",
+        {"type": "test_count", "input": {"steps": 1}},
+        format="json",
         HTTP_IDEMPOTENCY_KEY="k" * 201,
-    )  # fmt: skip
+    )
     assert "Idempotency-Key" in assert_json_error(response, 400)["errors"]
 
 

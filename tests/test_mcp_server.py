@@ -40,10 +40,21 @@ def web(tmp_path):
     port = free_port()
     log = (tmp_path / "uvicorn.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "studiox.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, env=process_env(), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "studiox.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=process_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -127,14 +138,15 @@ def test_tools_refuse_what_the_api_refuses(web, requester, outsider):
     token = token_for(requester)
     hidden = started(outsider)
     answers = call(
-        web, token,
+        web,
+        token,
         ("start_mission", {"type": "test_refuse", "input": {"order_id": "A-1", "amount": "-1"}}),
         ("start_mission", {"type": "nope", "input": {}}),
         ("get_mission", {"mission_id": str(hidden.id)}),
         ("get_mission", {"mission_id": "not-a-uuid"}),
         ("send_event", {"event": "shipped", "key": "k"}),
         ("start_mission", {"type": "test_count", "input": {}, "idempotency_key": "k" * 201}),
-    )  # fmt: skip
+    )
     assert all(error for error, _ in answers), answers
     bad_input, unknown, hidden_one, malformed, event, long_key = (text for _, text in answers)
     assert "idempotency_key: use at most 200 characters" in long_key
@@ -198,8 +210,12 @@ def test_an_oversized_body_is_refused(web, requester):
         "Accept": "application/json, text/event-stream",
     }
     arguments = {"type": "test_count", "input": {"steps": 1, "marker": "x" * 1_100_000}}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "start_mission", "arguments": arguments}}  # fmt: skip
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "start_mission", "arguments": arguments},
+    }
     response = httpx.post(f"{web}/mcp", headers=headers, content=json.dumps(body), timeout=30)
     assert response.status_code == 413
     assert not Mission.objects.exists()

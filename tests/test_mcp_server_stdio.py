@@ -17,9 +17,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 def stdio(**env: str) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, args=["manage.py", "mcp_stdio"], cwd=str(ROOT),
+        command=sys.executable,
+        args=["manage.py", "mcp_stdio"],
+        cwd=str(ROOT),
         env=process_env(**env),
-    )  # fmt: skip
+    )
 
 
 def test_an_agent_starts_and_reads_a_mission_over_stdio(requester):
@@ -50,9 +52,14 @@ def test_it_refuses_to_start_without_a_valid_token(args, env):
     environment = process_env(**env)
     environment.pop("STUDIOX_MCP_TOKEN", None)
     result = subprocess.run(
-        [sys.executable, "manage.py", "mcp_stdio", *args], cwd=ROOT, env=environment,
-        input="", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "manage.py", "mcp_stdio", *args],
+        cwd=ROOT,
+        env=environment,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "token" in result.stderr.lower()
     assert result.stdout == ""

@@ -77,9 +77,11 @@ class DecisionDecideView(ApiView):
         body = _valid(DecideSerializer, request.data)
         try:
             decision = decision_decide(
-                decision=decision, user=request.user, outcome=body["outcome"],
+                decision=decision,
+                user=request.user,
+                outcome=body["outcome"],
                 comment=body["comment"],
-            )  # fmt: skip
+            )
         except DecisionInvalid as exc:
             # The only thing decide checks for validity is the outcome against the options.
             raise ValidationError({"outcome": [str(exc)]}) from exc

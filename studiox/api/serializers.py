@@ -54,11 +54,27 @@ class MissionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Mission
         fields = [
-            "id", "type", "version", "title", "status", "input", "verdict", "error",
-            "current_step", "step_count", "waiting_on", "waiting_detail", "waiting_since",
-            "wake_at", "started_by", "cancelled_by", "idempotency_key", "created_at",
-            "updated_at", "finished_at",
-        ]  # fmt: skip
+            "id",
+            "type",
+            "version",
+            "title",
+            "status",
+            "input",
+            "verdict",
+            "error",
+            "current_step",
+            "step_count",
+            "waiting_on",
+            "waiting_detail",
+            "waiting_since",
+            "wake_at",
+            "started_by",
+            "cancelled_by",
+            "idempotency_key",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
@@ -75,9 +91,18 @@ class StepSerializer(serializers.ModelSerializer):
     class Meta:
         model = Step
         fields = [
-            "name", "position", "kind", "status", "attempts", "result", "error",
-            "idempotency_key", "started_at", "finished_at", "duration",
-        ]  # fmt: skip
+            "name",
+            "position",
+            "kind",
+            "status",
+            "attempts",
+            "result",
+            "error",
+            "idempotency_key",
+            "started_at",
+            "finished_at",
+            "duration",
+        ]
         read_only_fields = fields
 
 
@@ -119,9 +144,12 @@ class CancelSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     event = serializers.CharField(max_length=200, help_text="The event name missions wait for.")
     key = serializers.CharField(
-        max_length=200, required=False, allow_blank=True, default="",
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
         help_text="Correlation key, e.g. an order id.",
-    )  # fmt: skip
+    )
     payload = serializers.JSONField(required=False, allow_null=True, default=None)
 
 
@@ -153,10 +181,26 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = [
-            "id", "mission", "mission_title", "step_name", "title", "summary", "context",
-            "options", "role", "status", "outcome", "comment", "created_at", "due_at", "overdue",
-            "decided_by", "decided_at", "claimed_by", "claimed_at",
-        ]  # fmt: skip
+            "id",
+            "mission",
+            "mission_title",
+            "step_name",
+            "title",
+            "summary",
+            "context",
+            "options",
+            "role",
+            "status",
+            "outcome",
+            "comment",
+            "created_at",
+            "due_at",
+            "overdue",
+            "decided_by",
+            "decided_at",
+            "claimed_by",
+            "claimed_at",
+        ]
         read_only_fields = fields
 
 

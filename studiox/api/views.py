@@ -123,9 +123,11 @@ class MissionsView(ApiView):
     def post(self, request: Request) -> Response:
         body = _valid(MissionStartSerializer, request.data)
         result = mission_start(
-            type=body["type"], input=body["input"], started_by=request.user,
+            type=body["type"],
+            input=body["input"],
+            started_by=request.user,
             idempotency_key=idempotency_key(request),
-        )  # fmt: skip
+        )
         location = reverse("api:mission", args=[result.mission.id], request=request)
         return Response(
             MissionSerializer(result.mission).data,
@@ -256,9 +258,12 @@ class EventsView(ApiView):
     def post(self, request: Request) -> Response:
         body = _valid(EventSerializer, request.data)
         result = event_deliver(
-            event=body["event"], key=body["key"], payload=body["payload"],
-            sent_by=request.user, idempotency_key=idempotency_key(request),
-        )  # fmt: skip
+            event=body["event"],
+            key=body["key"],
+            payload=body["payload"],
+            sent_by=request.user,
+            idempotency_key=idempotency_key(request),
+        )
         return Response(
             EventResultSerializer(result).data,
             status=status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK,

@@ -18,9 +18,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--token", default="", help=f"API token; defaults to ${TOKEN_ENV}. Prefer the env var:"
+            "--token",
+            default="",
+            help=f"API token; defaults to ${TOKEN_ENV}. Prefer the env var:"
             " command lines are visible to other local users.",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, token: str, **options):
         key = token or os.environ.get(TOKEN_ENV, "")
