@@ -131,6 +131,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STUDIOX_MAX_REQUEST_BYTES", 1024 * 1024)
 BROKER_URL = env_str("STUDIOX_BROKER_URL", "filesystem://")
 BROKER_DIR = VAR_DIR / "broker"
 
+# Parallel test runners (pytest-xdist) share Redis and var/: each gets its own queue and
+# channel prefix, and its processes (workers, servers) inherit the same names.
+TEST_RUNNER = env_str("PYTEST_XDIST_WORKER") if TESTING else ""
+TEST_RUNNER_SUFFIX = f"-{TEST_RUNNER}" if TEST_RUNNER else ""
+
 # Channel layer: Redis in production; in-memory on the embedded default, where pages also
 # catch up from the database, so a push that cannot cross processes costs only latency.
 CHANNEL_LAYER_URL = env_str("STUDIOX_CHANNEL_LAYER_URL", "memory://")
@@ -140,7 +145,7 @@ if CHANNEL_LAYER_URL.startswith(("redis://", "rediss://")):
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [CHANNEL_LAYER_URL],
-                "prefix": env_str("STUDIOX_CHANNEL_PREFIX", "studiox"),
+                "prefix": env_str("STUDIOX_CHANNEL_PREFIX", "studiox") + TEST_RUNNER_SUFFIX,
             },
         }
     }
@@ -230,7 +235,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_TASK_DEFAULT_QUEUE = env_str("STUDIOX_QUEUE", "studiox")
+CELERY_TASK_DEFAULT_QUEUE = env_str("STUDIOX_QUEUE", "studiox") + TEST_RUNNER_SUFFIX
 
 # REST API.
 REST_FRAMEWORK = {
