@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from missions.models import Mission, Step
@@ -60,12 +61,8 @@ def mission_get_for(*, user: AbstractBaseUser, mission_id) -> Mission | None:
     """The mission if it exists and the user may see it, else None (a 404 either way)."""
     try:
         return missions_visible_to(user).filter(id=mission_id).first()
-    except (ValueError, TypeError):  # not a UUID
+    except (ValueError, TypeError, ValidationError):  # not a UUID
         return None
-    except Exception as exc:  # Django raises ValidationError for malformed UUIDs
-        if type(exc).__name__ == "ValidationError":
-            return None
-        raise
 
 
 def mission_can_operate(*, user: AbstractBaseUser, mission: Mission) -> bool:
