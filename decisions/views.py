@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from decisions import services
@@ -15,6 +20,20 @@ from observations.models import Observation
 
 VIEWS = {"queue": "My queue", "claimed": "Claimed by me", "archive": "Archive"}
 PAGE_SIZE = 20
+# Context keys the detail page lays out itself; any other plain value is listed as a fact.
+SHOWN_CONTEXT_KEYS = {
+    "amount",
+    "refund_amount",
+    "restocking_fee",
+    "reason",
+    "order",
+    "payment",
+    "supervisor",
+    "rationale",
+    "ai_rationale",
+    "ai_model",
+    "policy",
+}
 
 
 @login_required
@@ -35,17 +54,40 @@ def queue(request: HttpRequest) -> HttpResponse:
         sort=filters["sort"],
     )
     page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = decision_counts(user=request.user)
+    signature = _signature(page, counts)
+    if request.htmx and request.GET.get("known") == signature:
+        # A poll or a hint that changed nothing: htmx swaps nothing on 204, so focus, scroll
+        # and the screen reader's live region stay as they are.
+        return HttpResponse(status=204)
     context = {
         "views": VIEWS,
         "view": view,
+        "view_label": VIEWS[view],
         "filters": filters,
         "page": page,
+        "signature": signature,
+        "summary": _summary(page, VIEWS[view]),
         "roles": request.user.groups.order_by("name").values_list("name", flat=True),
-        "counts": decision_counts(user=request.user),
+        "counts": counts,
         "statuses": Decision.Status.choices,
     }
     template = "decisions/queue.html#queue" if request.htmx else "decisions/queue.html"
     return render(request, template, context)
+
+
+def _summary(page: Page, label: str) -> str:
+    count = page.paginator.count
+    overdue = sum(d.is_overdue for d in page.object_list)
+    text = f"{count} decision{pluralize(count)} in {label}"
+    return text + (f", {overdue} overdue on this page." if overdue else ".")
+
+
+def _signature(page: Page, counts: dict[str, int]) -> str:
+    """What the list shows; the minute is in it because "waiting since" ages."""
+    rows = [(d.id, d.status, d.claimed_by_id, d.is_overdue) for d in page.object_list]
+    shown = [rows, counts, page.number, page.paginator.count, f"{timezone.now():%Y%m%d%H%M}"]
+    return hashlib.blake2s(json.dumps(shown).encode(), digest_size=8).hexdigest()
 
 
 def _decision_or_404(request: HttpRequest, decision_id: int) -> Decision:
@@ -69,14 +111,30 @@ def _detail_context(request: HttpRequest, decision: Decision, **extra) -> dict:
     except services.DecisionNotAllowed as exc:
         may_decide, why_not = False, str(exc)
     observations = Observation.objects.filter(mission_id=decision.mission_id).order_by("-id")[:50]
+    user = request.user
     return {
         "decision": decision,
         "may_decide": may_decide and decision.is_pending,
+        "may_release": decision.is_pending
+        and decision.claimed_by_id is not None
+        and (decision.claimed_by_id == user.id or user.has_perm("decisions.change_decision")),
         "why_not": why_not,
+        "other_facts": _other_facts(decision.context),
         "observations": list(reversed(observations)),
         "audit": decision.audit.all(),
         **extra,
     }
+
+
+def _other_facts(context: dict) -> list[tuple[str, object]]:
+    """Plain values of the context that the page has no special place for, labelled."""
+    if not isinstance(context, dict):
+        return []
+    return [
+        (key.replace("_", " ").capitalize(), value)
+        for key, value in context.items()
+        if key not in SHOWN_CONTEXT_KEYS and isinstance(value, str | int | float | bool)
+    ]
 
 
 @login_required
