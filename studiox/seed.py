@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 ROLES = ("supervisor", "finance")
@@ -15,6 +15,8 @@ DEMO_USERS = {
     "supervisor": {"groups": ("supervisor",), "is_staff": False},
     "finance": {"groups": ("finance",), "is_staff": False},
     "admin": {"groups": ("supervisor", "finance"), "is_staff": True, "is_superuser": True},
+    # A system that starts missions and sends events through the API (token: create_api_token).
+    "integrator": {"groups": (), "is_staff": False, "permissions": ("missions.add_event",)},
 }
 # Apps add their own demo data by exposing `seed_demo()` in these modules.
 APP_SEEDERS = ("knowledge.seed",)
@@ -50,9 +52,18 @@ def seed_roles_and_users(*, password: str) -> list[str]:
         user.set_password(password)
         user.save()
         user.groups.set(Group.objects.filter(name__in=spec["groups"]))
+        user.user_permissions.set(_permissions(spec.get("permissions", ())))
         if was_created:
             created.append(username)
     return created
+
+
+def _permissions(names: tuple[str, ...]) -> list[Permission]:
+    found = []
+    for name in names:
+        app_label, codename = name.split(".")
+        found.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return found
 
 
 def seed_apps() -> list[str]:

@@ -11,6 +11,7 @@ def test_it_seeds_roles_and_demo_users(db):
     assert User.objects.get(username="finance").groups.filter(name="finance").exists()
     assert not User.objects.get(username="requester").groups.exists()
     assert User.objects.get(username="admin").is_superuser
+    assert User.objects.get(username="integrator").has_perm("missions.add_event")
 
 
 def test_it_is_idempotent_when_run_twice(db):
