@@ -182,3 +182,23 @@ def test_claim_release_and_reassign(requester, supervisor, admin_user):
     assert decision.claimed_by == other
     actions = list(decision.audit.values_list("action", "reason"))
     assert ("reassigned", "supervisor on holiday") in actions
+
+
+def test_a_superuser_outside_the_role_may_not_decide(requester):
+    boss = make_user("boss", is_staff=True, is_superuser=True)
+    decision = Decision.objects.get(mission=waiting_mission(requester))
+    with pytest.raises(DecisionNotAllowed, match="Only members of supervisor"):
+        decide(decision=decision, user=boss, outcome="approved")
+
+
+def test_the_rail_says_who_decided_what_in_business_terms(requester, supervisor):
+    mission = waiting_mission(requester, amount="75")
+    decide(
+        decision=Decision.objects.get(mission=mission),
+        user=supervisor,
+        outcome="rejected",
+        comment="duplicate request",
+    )
+    line = mission.observations.get(kind="decision_made")
+    assert line.message == "Approve 75: rejected by supervisor — “duplicate request”"
+    assert line.data == {"outcome": "rejected", "by": "supervisor", "role": "supervisor"}
