@@ -7,7 +7,6 @@ import threading
 
 import pytest
 from channels.layers import channel_layers
-from django.conf import settings
 from django.db import connection, transaction
 
 from observations.publish import (
@@ -36,11 +35,11 @@ def test_each_mission_group_gets_its_lines_and_the_rail_gets_all():
 
 
 def redis_layer() -> None:
-    # The embedded default's in-memory layer only reaches this process: nothing to test here.
-    if not settings.CHANNEL_LAYER_URL.startswith("redis://"):
-        pytest.skip("runs where the channel layer is Redis (STUDIOX_CHANNEL_LAYER_URL)")
+    """The embedded default's in-memory layer only reaches this process: these tests are
+    marked `production` and run where the channel layer is Redis."""
 
 
+@pytest.mark.production
 def test_commits_in_a_worker_thread_reach_the_mission_group(requester, caplog):
     """A Celery worker is plain sync code with no event loop; pushing from it many times in a
     row must keep working (the "Event loop is closed" failure of channels_redis #332)."""
@@ -77,6 +76,7 @@ def test_commits_in_a_worker_thread_reach_the_mission_group(requester, caplog):
     assert not caplog.records
 
 
+@pytest.mark.production
 def test_an_unreachable_channel_layer_never_fails_the_caller(settings, caplog):
     redis_layer()
     settings.CHANNEL_LAYERS = {

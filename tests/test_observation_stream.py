@@ -215,9 +215,8 @@ def test_the_rail_shows_a_reader_only_the_missions_they_may_see(requester, outsi
     assert {p["mission_title"] for p in admin_got} == {"Counting", "Outsider's"}
 
 
+@pytest.mark.production  # SQLite commits writers one at a time, in sequence order
 def test_a_late_commit_behind_the_cursor_still_reaches_the_reader(requester, fast_polls):
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite commits writers one at a time, in sequence order")
     import psycopg
 
     mission = mission_for(requester)
