@@ -144,7 +144,10 @@ if CHANNEL_LAYER_URL.startswith(("redis://", "rediss://")):
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [CHANNEL_LAYER_URL],
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as the
+                # layer's blocking pop: a consumer's receive then fails at random after 5 s
+                # idle ("Timeout reading from ...") and its WebSocket closes. Wait longer.
+                "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 15}],
                 "prefix": env_str("STUDIOX_CHANNEL_PREFIX", "studiox") + TEST_RUNNER_SUFFIX,
             },
         }

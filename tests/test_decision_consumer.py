@@ -1,6 +1,8 @@
 """ws/decisions/: only signed-in people; a role's members are told to refresh when a decision
 of their role opens or changes, and nobody else is."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -87,5 +89,21 @@ def test_other_roles_and_people_without_a_role_hear_nothing(requester, finance, 
         for communicator in readers:
             assert await communicator.receive_nothing(timeout=0.5)
             await communicator.disconnect()
+
+    async_to_sync(body)()
+
+
+@pytest.mark.production
+def test_an_idle_connection_outlives_the_layers_blocking_reads(requester, supervisor):
+    # channels-redis blocks 5 s per read; a Redis client timing reads out at the same 5 s
+    # (redis-py 8's default) killed idle consumers at random. Two read cycles, then a hint.
+
+    async def body():
+        communicator = await connected(supervisor)
+        await asyncio.sleep(11)
+        decision = await database_sync_to_async(open_decision)(requester)
+        hint = await communicator.receive_json_from(timeout=5)
+        assert (hint["decision"], hint["change"]) == (decision.id, "opened")
+        await communicator.disconnect()
 
     async_to_sync(body)()

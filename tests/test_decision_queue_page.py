@@ -160,10 +160,7 @@ def test_an_admin_may_release_a_colleagues_claim(requester, supervisor, admin_us
     decision = open_decision(requester, "Held")
     decision_claim(decision=decision, user=supervisor)
     client = logged_in(admin_user)
-    assert (
-        "Release supervisor's claim"
-        in client.get(f"/decisions/{decision.id}/").content.decode()
-    )
+    assert "Release supervisor's claim" in client.get(f"/decisions/{decision.id}/").content.decode()
     response = client.post(f"/decisions/{decision.id}/claim/", {"action": "release"}, **HTMX)
     assert response.status_code == 200 and "Released" in response.content.decode()
     decision.refresh_from_db()

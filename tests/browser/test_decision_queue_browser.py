@@ -1,64 +1,97 @@
-"""In Chromium: a supervisor signs in, sees a new decision arrive, approves it with a
-comment, and the mission (advanced by a real worker) resumes to its verdict."""
-
-from pathlib import Path
+"""In Chromium, against uvicorn and a real Celery worker: a supervisor signs in, sees a new
+decision arrive without reloading, approves it with a comment, and the mission resumes to its
+verdict; a late approver is told who decided first."""
 
 import pytest
+from django.conf import settings
+from playwright.sync_api import expect
 
+from decisions.models import Decision
+from decisions.services import decide, decision_open
 from missions.models import Mission
 from missions.services import mission_start
-from tests.conftest import make_user, require
-from tests.live_rail import BROWSER_ARGS, CHROMIUM, WebServer
-from tests.workers import eventually
+from tests.conftest import make_user
+from tests.live import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-
-@pytest.fixture
-def chromium(monkeypatch):
-    require(Path(CHROMIUM).exists(), f"Debian's chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM runs between page calls
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+# Set once after the page loaded; a full reload would drop it.
+MARK_PAGE = "window.__sameDocument = true"
+SAME_PAGE = "window.__sameDocument === true"
 
 
 def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
-    tmp_path, processes, chromium
+    live_web, live_worker, browser, sign_in
 ):
     requester = make_user("requester")
     make_user("supervisor", "supervisor")
-    web = WebServer(tmp_path).start()
-    try:
-        processes.worker()
-        page = chromium.new_page(base_url=web.url)
-        page.goto("/accounts/login/?next=/decisions/")
-        page.get_by_label("Username").fill("supervisor")
-        page.get_by_label("Password").fill("pw-supervisor")
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/decisions/")
-        assert page.get_by_text("no decision waits on your roles").is_visible()
+    page = browser.new_page(base_url=live_web.url)
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(frame)))
+    sign_in(page, "supervisor", "pw-supervisor", next="/decisions/")
+    assert page.get_by_text("no decision waits on your roles").is_visible()
+    page.evaluate(MARK_PAGE)
 
-        mission = mission_start(
-            type="test_approval", input={"amount": "75"}, started_by=requester
-        ).mission
-        # No reload: the list refreshes itself when the decision opens.
-        link = page.get_by_role("link", name="Approve 75")
-        link.wait_for(timeout=30_000)
-        link.click()
-        page.get_by_label("Comment").fill("Looks right to me")
-        page.get_by_role("button", name="Approve", exact=True).click()
-        page.get_by_text("You approved this decision").wait_for(timeout=10_000)
+    # tests.missions_for_tests (STUDIOX_MISSION_MODULES) registers test_approval in the worker.
+    mission = mission_start(type="test_approval", input={"amount": "75"}, started_by=requester)
+    link = page.get_by_role("link", name="Approve 75")
+    link.wait_for(timeout=30_000)  # pushed (Redis) or polled (in-memory layer), no reload
+    assert page.evaluate(SAME_PAGE)
+    # The live region and the tab's count follow once htmx settled the new list.
+    expect(page.get_by_role("status")).to_have_text("1 decision in My queue.")
+    expect(page.locator('[data-count="queue"]')).to_have_text("1")
+    if settings.CHANNEL_LAYER_URL.startswith("redis"):
+        # A shared layer carries the worker's hint to the page (in memory, only polls can).
+        hint = f'"decision": {Decision.objects.get(mission=mission.mission).id}, "change": "opened"'
+        for _ in range(100):  # Playwright records frames while the page waits, not in sleep()
+            if any(hint in str(frame) for frame in frames):
+                break
+            page.wait_for_timeout(100)
+        else:
+            pytest.fail(f"no pushed hint {hint} among {frames}")
 
-        def verdict():
-            return Mission.objects.get(id=mission.id).verdict
+    link.click()
+    assert "Waiting for supervisor decision" in page.inner_text("main")  # the mission's rail
+    page.evaluate(MARK_PAGE)
+    page.get_by_label("Comment").fill("Looks right to me")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    answer = page.get_by_text("You approved this decision")
+    answer.wait_for(timeout=10_000)
+    assert page.evaluate(SAME_PAGE), "the answer replaced the form without a page load"
+    assert page.get_by_role("button", name="Approve", exact=True).count() == 0
+    expect(page.locator("#actions [data-autofocus]")).to_be_focused()  # focus on the answer
 
-        result = eventually(verdict, what="the mission's verdict after approval")
-        assert result == {"outcome": "approved", "by": "supervisor", "comment": "Looks right to me"}
-    finally:
-        web.stop()
+    def verdict():
+        return Mission.objects.get(id=mission.mission.id).verdict
+
+    result = wait_until(verdict, what="the mission's verdict after approval")
+    assert result == {"outcome": "approved", "by": "supervisor", "comment": "Looks right to me"}
+
+
+def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
+    requester = make_user("requester")
+    make_user("supervisor", "supervisor")
+    alice = make_user("alice", "supervisor")
+    # A bare mission row: deciding wakes nothing, so no worker is needed here.
+    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
+    decision = decision_open(
+        mission=mission,
+        step_name="approval",
+        role="supervisor",
+        title="Refund 30.00 EUR for A-9",
+        summary="",
+        context={"amount": "30.00 EUR"},
+        options=["approved", "rejected"],
+        due_at=None,
+    )
+    page = browser.new_page(base_url=live_web.url)
+    sign_in(page, "supervisor", "pw-supervisor", next=f"/decisions/{decision.id}/")
+    page.evaluate(MARK_PAGE)
+
+    decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    page.get_by_role("alert").wait_for(timeout=10_000)
+    assert page.get_by_role("alert").inner_text().startswith("Already rejected by alice at ")
+    assert page.evaluate(SAME_PAGE)
+    assert "Rejected by alice" in page.inner_text("#actions")
+    assert Decision.objects.get(id=decision.id).decided_by_name == "alice"
