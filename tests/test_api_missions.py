@@ -1,6 +1,5 @@
 """The missions endpoints of the REST API (SPEC §9): happy paths and each refusal."""
 
-
 import pytest
 
 from missions.models import Mission
@@ -138,7 +137,9 @@ def test_it_shows_the_verdict_and_error_of_finished_missions(requester):
     assert "exceeds the limit" in client.get(f"/api/missions/{broken.id}/").json()["error"]
 
 
-@pytest.mark.parametrize("mission_id", ["00000000-0000-4000-8000-000000000000", "not-a-uuid", "1234"])
+@pytest.mark.parametrize(
+    "mission_id", ["00000000-0000-4000-8000-000000000000", "not-a-uuid", "1234"]
+)
 def test_it_answers_404_for_unknown_ids(requester, mission_id):
     for suffix in ("", "steps/", "observations/"):
         response = client_for(requester).get(f"/api/missions/{mission_id}/{suffix}")
