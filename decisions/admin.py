@@ -57,6 +57,7 @@ class DecisionAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "role", OverdueFilter]
+    list_select_related = ["role"]
     search_fields = ["title", "summary", "mission__id", "decided_by_name", "step_name"]
     date_hierarchy = "created_at"
     inlines = [AuditInline]
@@ -118,6 +119,7 @@ class DecisionAdmin(admin.ModelAdmin):
 @admin.register(DecisionAudit)
 class DecisionAuditAdmin(admin.ModelAdmin):
     list_display = ["decision", "action", "username", "at"]
+    list_select_related = ["decision"]
     list_filter = ["action"]
     search_fields = ["decision__title", "username", "reason"]
     readonly_fields = ["decision", "action", "user", "username", "at", "reason", "before", "after"]

@@ -240,7 +240,9 @@ def decision_claim(*, decision: Decision, user: AbstractBaseUser) -> Decision:
         if decision.claimed_by_id == user.id:
             return decision
         raise DecisionNotAllowed(f"{decision.claimed_by.get_username()} has already claimed this.")
-    _audit(decision, DecisionAudit.Action.CLAIMED, user=user)
+    _audit(
+        decision, DecisionAudit.Action.CLAIMED, user=user, after={"claimed_by": user.get_username()}
+    )
     _hint(decision, "claimed")
     return decision
 
@@ -249,13 +251,19 @@ def decision_claim(*, decision: Decision, user: AbstractBaseUser) -> Decision:
 def decision_release(*, decision: Decision, user: AbstractBaseUser) -> Decision:
     """Give a claimed decision back to the queue: by its holder, or an admin."""
     holder = Decision.objects.filter(id=decision.id, status=Status.PENDING)
+    # Whose claim this was, for the audit trail (an admin may release a colleague's).
+    previous = holder.values_list("claimed_by__username", flat=True).first()
     if not (user.is_superuser or user.has_perm("decisions.change_decision")):
         holder = holder.filter(claimed_by=user)
     released = holder.exclude(claimed_by__isnull=True).update(claimed_by=None, claimed_at=None)
     decision.refresh_from_db()
     if not released:
+        if not decision.is_pending:
+            raise DecisionAlreadyDecided(decision)
+        if decision.claimed_by_id is None:
+            raise DecisionInvalid("Nobody has claimed this decision.")
         raise DecisionNotAllowed("Only the person who claimed this decision can release it.")
-    _audit(decision, DecisionAudit.Action.RELEASED, user=user)
+    _audit(decision, DecisionAudit.Action.RELEASED, user=user, before={"claimed_by": previous})
     _hint(decision, "released")
     return decision
 

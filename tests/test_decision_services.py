@@ -202,3 +202,22 @@ def test_the_rail_says_who_decided_what_in_business_terms(requester, supervisor)
     line = mission.observations.get(kind="decision_made")
     assert line.message == "Approve 75: rejected by supervisor — “duplicate request”"
     assert line.data == {"outcome": "rejected", "by": "supervisor", "role": "supervisor"}
+
+
+def test_releasing_an_unclaimed_or_decided_decision_says_why(requester, supervisor):
+    decision = Decision.objects.get(mission=waiting_mission(requester))
+    with pytest.raises(DecisionInvalid, match="Nobody has claimed this decision"):
+        decision_release(decision=decision, user=supervisor)
+    decision_claim(decision=decision, user=supervisor)
+    decide(decision=decision, user=supervisor, outcome="approved")
+    with pytest.raises(DecisionAlreadyDecided, match="Already approved by supervisor"):
+        decision_release(decision=decision, user=supervisor)
+
+
+def test_the_audit_trail_records_whose_claim_an_admin_released(requester, supervisor, admin_user):
+    decision = Decision.objects.get(mission=waiting_mission(requester))
+    decision_claim(decision=decision, user=supervisor)
+    decision_release(decision=decision, user=admin_user)
+    claimed, released = decision.audit.filter(action__in=["claimed", "released"]).order_by("id")
+    assert (claimed.username, claimed.after) == ("supervisor", {"claimed_by": "supervisor"})
+    assert (released.username, released.before) == ("admin", {"claimed_by": "supervisor"})
