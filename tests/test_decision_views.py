@@ -135,3 +135,69 @@ def test_the_archive_lists_what_i_decided(decision, supervisor):
     assert (
         "Approve 80" not in client.get("/decisions/?view=archive&status=rejected").content.decode()
     )
+
+
+def test_the_evidence_of_a_refund_is_laid_out_for_people(requester, supervisor):
+    from decisions.services import decision_open
+    from missions.models import Mission
+
+    evidence = {
+        "amount": "740.00 EUR",
+        "refund_amount": "740.00 EUR",
+        "restocking_fee": "0.00 EUR",
+        "reason": "arrived damaged",
+        "order": {
+            "key": "A-1004",
+            "total": "740.00",
+            "currency": "EUR",
+            "delivered_days_ago": 8,
+            "items": [
+                {
+                    "name": "Oak standing desk",
+                    "category": "furniture",
+                    "unit_price": "740.00",
+                    "quantity": 1,
+                    "opened": True,
+                }
+            ],
+        },
+        "payment": {
+            "key": "P-9004",
+            "method": "bank_transfer",
+            "amount": "740.00",
+            "currency": "EUR",
+            "refunded_amount": "0.00",
+        },
+        "policy": [
+            {
+                "citation": "Refund policy § Time window",
+                "text": "Refunds are accepted within 30 days of delivery.",
+            }
+        ],
+        "rationale": "Within the 30-day window; nothing refunded yet.",
+        "ai_rationale": "The desk arrived damaged eight days ago.",
+        "ai_model": "studiox-offline-1",
+    }
+    mission = Mission.objects.create(type="customer_refund", version=1, started_by=requester)
+    decision = decision_open(
+        mission=mission,
+        step_name="supervisor_approval",
+        role="supervisor",
+        title="Refund 740.00 EUR for order A-1004",
+        summary="Within policy",
+        context=evidence,
+        options=["approved", "rejected"],
+        due_at=None,
+    )
+    html = logged_in(supervisor).get(f"/decisions/{decision.id}/").content.decode()
+    for shown in (
+        "<dt>Amount asked</dt><dd><strong>740.00 EUR</strong></dd>",
+        "A-1004 · 740.00 EUR · delivered 8 days ago",
+        "1 × Oak standing desk (furniture) 740.00 EUR · opened",
+        "P-9004 · bank_transfer · paid 740.00 EUR · refunded 0.00 EUR",
+        "<p>Refunds are accepted within 30 days of delivery.</p>",
+        "<cite>Refund policy § Time window</cite>",
+        "<dt>Policy check</dt><dd>Within the 30-day window; nothing refunded yet.</dd>",
+        "The desk arrived damaged eight days ago.",
+    ):
+        assert shown in html, shown
