@@ -183,6 +183,12 @@ def _answer(
     request: HttpRequest, decision: Decision, *, status: int = 200, **message
 ) -> HttpResponse:
     decision.refresh_from_db()
-    context = _detail_context(request, decision, **message)
-    template = "decisions/detail.html#actions" if request.htmx else "decisions/detail.html"
-    return render(request, template, context, status=status)
+    if request.htmx:
+        context = _detail_context(request, decision, oob=True, **message)
+        return render(request, "decisions/detail.html#answer", context, status=status)
+    return render(
+        request,
+        "decisions/detail.html",
+        _detail_context(request, decision, **message),
+        status=status,
+    )

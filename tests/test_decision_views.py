@@ -66,6 +66,13 @@ def test_approving_through_htmx_answers_with_the_actions_fragment(decision, supe
     html = response.content.decode()
     assert html.lstrip().startswith('<section class="card" id="actions"')
     assert "You approved this decision" in html
+    # What the decision changed elsewhere on the page comes along, swapped out of band.
+    status = html.split('<span id="decision-status" hx-swap-oob="true">')[1].split("</span>")[0]
+    assert "Approved" in status and "Pending" not in status
+    rail = html.split('id="mission-rail" hx-swap-oob="true"')[1].split("</section>")[0]
+    assert "Approve 80: approved by supervisor — “ok”" in rail
+    audit = html.split('id="audit" hx-swap-oob="true"')[1].split("</section>")[0]
+    assert "Approved" in audit and "supervisor" in audit
     decision.refresh_from_db()
     assert (decision.status, decision.comment, decision.decided_by_name) == (
         "approved",

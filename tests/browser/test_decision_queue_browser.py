@@ -60,6 +60,8 @@ def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
     assert page.evaluate(SAME_PAGE), "the answer replaced the form without a page load"
     assert page.get_by_role("button", name="Approve", exact=True).count() == 0
     expect(page.locator("#actions [data-autofocus]")).to_be_focused()  # focus on the answer
+    expect(page.locator("#decision-status")).to_have_text("Approved")  # swapped out of band
+    expect(page.locator("#audit")).to_contain_text("Looks right to me")
 
     def verdict():
         return Mission.objects.get(id=mission.mission.id).verdict
