@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from decisions import services
 from decisions.models import Decision
-from decisions.selectors import decision_counts, decision_get_for, decision_queue
+from decisions.selectors import decision_counts, decision_get_for, decision_queue_pages
 from observations.models import Observation
 
 VIEWS = {"queue": "My queue", "claimed": "Claimed by me", "archive": "Archive"}
@@ -47,14 +47,18 @@ def queue(request: HttpRequest) -> HttpResponse:
         "overdue": request.GET.get("overdue") == "1",
         "sort": request.GET.get("sort", "due"),
     }
-    decisions = decision_queue(
+    decisions = decision_queue_pages(
         user=request.user,
         view=view,
         **{k: v or None for k, v in filters.items() if k != "sort"},
         sort=filters["sort"],
     )
-    page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     counts = decision_counts(user=request.user)
+    paginator = Paginator(decisions, PAGE_SIZE)
+    if view in counts and not (filters["role"] or filters["overdue"]):
+        # The tab's count is this list's count: one COUNT over a long queue, not two.
+        paginator.count = counts[view]
+    page = paginator.get_page(request.GET.get("page"))
     signature = _signature(page, counts)
     if request.htmx and request.GET.get("known") == signature:
         # A poll or a hint that changed nothing: htmx swaps nothing on 204, so focus, scroll

@@ -205,3 +205,26 @@ def test_pages_and_posts_need_a_signed_in_user(requester):
     response = Client().post(f"/decisions/{decision.id}/decide/", {"outcome": "approved"})
     assert response.status_code == 302
     assert Decision.objects.get(id=decision.id).is_pending
+
+
+def test_a_queue_over_several_roles_keeps_one_order_across_pages(requester, admin_user):
+    # Each role's decisions are read in index order and merged: the order must be global.
+    expected_by_due = []
+    for i in range(25):
+        role = "finance" if i % 3 else "supervisor"
+        due_in = None if i % 5 == 0 else timedelta(hours=(i * 7) % 11 - 5, minutes=i)
+        decision = open_decision(requester, f"D{i:02}", role=role, due_in=due_in)
+        expected_by_due.append(decision)
+    expected_by_due.sort(
+        key=lambda d: (d.due_at is None, d.due_at or d.created_at, d.created_at, d.id)
+    )
+    client = logged_in(admin_user)
+
+    def listed(sort: str) -> list[str]:
+        pages = [client.get(f"/decisions/?sort={sort}&page={n}").content.decode() for n in (1, 2)]
+        assert "Page 1 of 2 (25 decisions)" in pages[0]
+        return titles(pages[0]) + titles(pages[1])
+
+    assert listed("due") == [d.title for d in expected_by_due]
+    assert listed("age") == [f"D{i:02}" for i in range(25)]
+    assert listed("-age") == [f"D{i:02}" for i in reversed(range(25))]
