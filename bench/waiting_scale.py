@@ -75,16 +75,24 @@ def worker_rss_kb(pid: int) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
 
 
+def cleanup() -> None:
+    from decisions.models import Decision
+    from missions.models import Mission
+
+    mine = {"mission__type": "bench_wait", "mission__started_by__username": "bench-requester"}
+    Decision.objects.filter(**mine).delete()
+    Mission.objects.filter(type="bench_wait", started_by__username="bench-requester").delete()
+
+
 def main() -> None:
     setup_django()
     from django.conf import settings
     from django.contrib.auth.models import Group, User
     from django.test import Client
 
-    from decisions.models import Decision
-    from missions.models import Mission
     from missions.services import missions_tick
 
+    cleanup()
     started = time.perf_counter()
     create_waiting(WAITING)
     print(f"created {WAITING} waiting missions in {time.perf_counter() - started:.1f} s")
@@ -93,7 +101,7 @@ def main() -> None:
     operator, _ = User.objects.get_or_create(
         username="bench-operator", defaults={"is_superuser": True}
     )
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(supervisor)
     queue = timed_get(client, "/decisions/")
     client.force_login(operator)
@@ -140,10 +148,7 @@ def main() -> None:
         broker = redis.Redis.from_url(settings.BROKER_URL)
         held = broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE) + broker.hlen("unacked")
         print(f"broker messages held: {held} (target 0 for waiting missions)")
-    Decision.objects.filter(
-        mission__type="bench_wait", mission__started_by__username="bench-requester"
-    ).delete()
-    Mission.objects.filter(type="bench_wait", started_by__username="bench-requester").delete()
+    cleanup()
 
 
 if __name__ == "__main__":
