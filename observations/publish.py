@@ -48,16 +48,30 @@ def group_messages(payloads: list[dict]) -> dict[str, dict]:
 def publish_observations(payloads: list[dict]) -> None:
     """Push payloads (see observation_payload) to the rail and their missions' groups; never
     raises and, with a shared layer, never blocks on the network."""
-    if not payloads or DEFAULT_CHANNEL_LAYER not in channel_layers.configs:
+    if payloads:
+        _dispatch(payloads, lambda: group_messages(payloads))
+
+
+def push_to_groups(messages: dict[str, dict]) -> None:
+    """Push ready-made messages (group -> message) the same way: other apps' live hints."""
+    if messages:
+        _dispatch([{GROUPS_KEY: messages}], lambda: messages)
+
+
+GROUPS_KEY = "_groups"  # marks a queued item that is ready-made group messages, not a payload
+
+
+def _dispatch(items: list[dict], messages) -> None:
+    if DEFAULT_CHANNEL_LAYER not in channel_layers.configs:
         return
     try:
         layer = channel_layers[DEFAULT_CHANNEL_LAYER]
         if isinstance(layer, InMemoryChannelLayer):
-            async_to_sync(_send)(layer, group_messages(payloads))
+            async_to_sync(_send)(layer, messages())
         else:
-            _publisher().submit(payloads)
+            _publisher().submit(items)
     except Exception:  # the database already has it; a lost push only delays a reader
-        logger.warning("could not push %d observations", len(payloads), exc_info=True)
+        logger.warning("could not push %d messages", len(items), exc_info=True)
 
 
 async def _send(layer, messages: dict[str, dict]) -> None:
@@ -133,7 +147,12 @@ class Publisher:
                     # First use, or the settings changed (tests): a layer for the new config.
                     config = channel_layers.configs.get(DEFAULT_CHANNEL_LAYER)
                     layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-                await _send(layer, group_messages(batch))
+                payloads = [item for item in batch if GROUPS_KEY not in item]
+                if payloads:
+                    await _send(layer, group_messages(payloads))
+                for item in batch:
+                    if GROUPS_KEY in item:
+                        await _send(layer, item[GROUPS_KEY])
             except Exception:
                 if time.monotonic() - last_warning > 10:  # Redis down: say so, not per push
                     last_warning = time.monotonic()
