@@ -20,6 +20,16 @@ MARK_PAGE = "window.__sameDocument = true"
 SAME_PAGE = "window.__sameDocument === true"
 
 
+def wait_for_frames(page, frames: list, text: str, attempts: int = 300) -> None:
+    """Until a WebSocket frame containing `text` arrived; Playwright records frames while
+    the page waits (wait_for_timeout), not during time.sleep()."""
+    for _ in range(attempts):
+        if any(text in str(frame) for frame in frames):
+            return
+        page.wait_for_timeout(100)
+    pytest.fail(f"no WebSocket frame with {text} among {frames}")
+
+
 def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
     live_web, live_worker, browser, sign_in
 ):
@@ -31,6 +41,9 @@ def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
     sign_in(page, "supervisor", "pw-supervisor", next="/decisions/")
     assert page.get_by_text("no decision waits on your roles").is_visible()
     page.evaluate(MARK_PAGE)
+    # The consumer greets once it joined the role's group; a hint sent before that is lost
+    # by design (the greeting's refresh heals it), so only then does the decision open.
+    wait_for_frames(page, frames, '{"type": "refresh"}')
 
     # tests.missions_for_tests (STUDIOX_MISSION_MODULES) registers test_approval in the worker.
     mission = mission_start(type="test_approval", input={"amount": "75"}, started_by=requester)
@@ -43,12 +56,7 @@ def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
     if settings.CHANNEL_LAYER_URL.startswith("redis"):
         # A shared layer carries the worker's hint to the page (in memory, only polls can).
         hint = f'"decision": {Decision.objects.get(mission=mission.mission).id}, "change": "opened"'
-        for _ in range(100):  # Playwright records frames while the page waits, not in sleep()
-            if any(hint in str(frame) for frame in frames):
-                break
-            page.wait_for_timeout(100)
-        else:
-            pytest.fail(f"no pushed hint {hint} among {frames}")
+        wait_for_frames(page, frames, hint)
 
     link.click()
     assert "Waiting for supervisor decision" in page.inner_text("main")  # the mission's rail
