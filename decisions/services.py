@@ -180,12 +180,18 @@ def decision_decide(
     """Decide a pending decision. Exactly one of two racing approvers wins (one conditional
     UPDATE); the other gets DecisionAlreadyDecided naming who decided first. The mission
     resumes as soon as this commits."""
+    from missions.models import Mission
     from missions.services import mission_wake
     from observations.services import observation_record
 
     if outcome not in decision.options:
         raise DecisionInvalid(f"Outcome must be one of: {', '.join(decision.options)}.")
     decision_check_allowed(decision=decision, user=user)
+    # The mission's row lock first, as the engine's checkpoint takes it: a worker re-entering
+    # this wait (after a pause, a lost lease) then either sees this decision or has committed
+    # its wait before mission_wake looks. Otherwise it could read "pending" and re-wait after
+    # mission_wake found the mission running: stuck until the time-out, or for good.
+    Mission.objects.select_for_update().filter(id=decision.mission_id).values_list("id").first()
     now = timezone.now()
     status = FINAL_ACTIONS.get(outcome, Status.DECIDED)
     won = Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
