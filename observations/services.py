@@ -1,8 +1,17 @@
 from django.db import transaction
 
 from observations.models import Observation
-from observations.publish import publish_observations
+from observations.publish import publish_observations, publisher_flush, push_to_groups
 from observations.redaction import redact
+
+__all__ = [  # push_to_groups and publisher_flush: other apps' live hints ride the same thread
+    "observation_clean",
+    "observation_payload",
+    "observation_publish_on_commit",
+    "observation_record",
+    "publisher_flush",
+    "push_to_groups",
+]
 
 
 def observation_payload(observation: Observation) -> dict:
