@@ -96,6 +96,11 @@ def main() -> None:
     started = time.perf_counter()
     create_waiting(WAITING)
     print(f"created {WAITING} waiting missions in {time.perf_counter() - started:.1f} s")
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # fresh statistics, as autovacuum would soon give
+            cursor.execute("ANALYZE missions_mission; ANALYZE decisions_decision")
     supervisor, _ = User.objects.get_or_create(username="bench-supervisor")
     supervisor.groups.add(Group.objects.get(name="supervisor"))
     operator, _ = User.objects.get_or_create(
