@@ -144,3 +144,13 @@ def decision_counts(*, user: AbstractBaseUser) -> dict[str, int]:
         "claimed": decision_queue(user=user, view="claimed").count(),
         "queue": decision_queue(user=user, view="queue").count(),
     }
+
+
+def decisions_settled_for_waiting_step() -> QuerySet[Decision]:
+    """For a mission subquery (OuterRef "id" and "current_step"): its current step's decision,
+    if no longer pending. The scheduler uses it to wake a mission whose wake-up was missed."""
+    from django.db.models import OuterRef
+
+    return Decision.objects.filter(
+        mission=OuterRef("id"), step_name=OuterRef("current_step")
+    ).exclude(status=Decision.Status.PENDING)

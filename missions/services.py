@@ -328,6 +328,7 @@ def missions_tick() -> dict[str, int]:
     return {
         "woken": _wake_due(),
         "events": _wake_missed_events(),
+        "decisions": _wake_settled_decisions(),
         "recovered": _requeue_lost(),
     }
 
@@ -354,6 +355,19 @@ def _wake_missed_events() -> int:
         .values_list("id", flat=True)[:TICK_BATCH]
     )
     return sum(mission_wake(mission_id=mission_id) for mission_id in missed)
+
+
+def _wake_settled_decisions() -> int:
+    # Deciding locks the mission row, so a decision cannot slip past a worker re-entering its
+    # wait; this join is the backstop the database makes cheap (messages are hints).
+    from decisions.selectors import decisions_settled_for_waiting_step
+
+    settled = list(
+        Mission.objects.filter(status=Status.WAITING, waiting_on=Mission.WaitingOn.DECISION)
+        .filter(Exists(decisions_settled_for_waiting_step()))
+        .values_list("id", flat=True)[:TICK_BATCH]
+    )
+    return sum(mission_wake(mission_id=mission_id) for mission_id in settled)
 
 
 def _requeue_lost() -> int:

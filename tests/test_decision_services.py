@@ -221,3 +221,17 @@ def test_the_audit_trail_records_whose_claim_an_admin_released(requester, superv
     claimed, released = decision.audit.filter(action__in=["claimed", "released"]).order_by("id")
     assert (claimed.username, claimed.after) == ("supervisor", {"claimed_by": "supervisor"})
     assert (released.username, released.before) == ("admin", {"claimed_by": "supervisor"})
+
+
+def test_the_scheduler_wakes_a_mission_whose_decision_was_settled_without_waking_it(
+    requester, supervisor
+):
+    mission = waiting_mission(requester)
+    # As if the wake-up after commit was lost: the decision is settled, the mission still waits.
+    Decision.objects.filter(mission=mission).update(
+        status="approved", outcome="approved", decided_by=supervisor, decided_by_name="supervisor"
+    )
+    assert missions_tick()["decisions"] == 1
+    mission = drain(mission)
+    assert mission.verdict["outcome"] == "approved"
+    assert missions_tick()["decisions"] == 0
