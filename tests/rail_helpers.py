@@ -9,6 +9,7 @@ from django.db import transaction
 from django.test import Client
 
 from missions.models import Mission
+from missions.services import mission_start
 from observations.models import Observation
 from observations.services import observation_record
 
@@ -85,3 +86,13 @@ async def expect_closed(communicator: WebsocketCommunicator) -> int:
     output = await communicator.receive_output(timeout=TIMEOUT)
     assert output["type"] == "websocket.close", output
     return output.get("code")
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def started(user, type: str = "test_count", **input) -> Mission:
+    return mission_start(type=type, input=input or {"steps": 2}, started_by=user).mission

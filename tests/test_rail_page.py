@@ -8,20 +8,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from missions.models import Mission
-from missions.services import mission_start
 from tests.engine_helpers import drain
+from tests.rail_helpers import client_for, started
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def started(user, type: str = "test_count", **input) -> Mission:
-    return mission_start(type=type, input=input or {"steps": 2}, started_by=user).mission
 
 
 def rail_text(user, **query) -> str:

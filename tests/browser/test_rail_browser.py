@@ -1,13 +1,9 @@
 """In Chromium: a mission's page and the rail update live while a real worker advances it."""
 
-from pathlib import Path
-
 import pytest
-from django.db import connections
 
 from missions.services import mission_start
-from tests.conftest import require
-from tests.live_rail import BROWSER_ARGS, CHROMIUM, RAIL_MISSIONS, WebServer
+from tests.live_rail import RAIL_MISSIONS, WebServer
 from tests.rail_helpers import session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -36,25 +32,6 @@ def web(tmp_path):
         yield server.start()
     finally:
         server.stop()
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    require(Path(CHROMIUM).exists(), f"Debian's chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test
-    # happen while it waits, never at the same time.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-            # ORM calls made under Playwright got a connection of their own (another
-            # context); close it so that the test database can be dropped.
-            connections.close_all()
 
 
 def logged_in_page(browser, web, user):
