@@ -147,6 +147,7 @@ class Publisher:
                     # First use, or the settings changed (tests): a layer for the new config.
                     config = channel_layers.configs.get(DEFAULT_CHANNEL_LAYER)
                     layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+                    last_warning = 0.0  # a new layer's first failure is always reported
                 payloads = [item for item in batch if GROUPS_KEY not in item]
                 if payloads:
                     await _send(layer, group_messages(payloads))
