@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studiox.settings")
 
@@ -26,3 +27,13 @@ def schedule_tick(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(
         settings.STUDIOX_PURGE_SECONDS, sender.signature("missions.purge"), name="missions.purge"
     )
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_connections(**kwargs) -> None:
+    """Around each task as around each request: drop connections that are broken or older
+    than CONN_MAX_AGE (so SQLite's, at 0, every time) and keep the rest."""
+    from django.db import close_old_connections
+
+    close_old_connections()

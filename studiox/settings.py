@@ -228,6 +228,10 @@ if BROKER_URL.startswith("filesystem://"):
     (BROKER_DIR / "out").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
+# Celery's Django fix-up closes every database connection around every task unless told to
+# reuse them: a new PostgreSQL connection per step cost more than the step itself. Workers
+# keep connections the way Django does for requests instead (studiox/celery.py).
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
