@@ -25,11 +25,6 @@ def main() -> None:
     engine.enqueue_advance = lambda mission_id: None  # nothing else is running: no broker
 
     baseline = commit_baseline()
-    step_times: list[float] = []
-    original_write = engine.MissionContext._write
-
-    def timed_write(self, checkpoint):
-        return original_write(self, checkpoint)
 
     mission = mission_start(type="bench_noop", input={"steps": STEPS}).mission
     marks: list[float] = []

@@ -34,6 +34,13 @@ def wait_mission(ctx, data: WaitInput) -> dict:
 class EffectInput(BaseModel):
     ledger: str
     index: int
+    work_ms: int = Field(default=0, ge=0, le=10_000)  # each work step's duration
+
+
+def work(ms: int) -> None:
+    import time
+
+    time.sleep(ms / 1000)
 
 
 def pay_once(ledger: str, key: str) -> str:
@@ -53,7 +60,7 @@ def effects_mission(ctx, data: EffectInput) -> dict:
     paid = ctx.step("pay", lambda: pay_once(data.ledger, ctx.idempotency_key))
     ctx.transaction("book", book_once, str(ctx.mission_id))
     for i in range(5):
-        ctx.step(f"work:{i}", noop)
+        ctx.step(f"work:{i}", lambda: work(data.work_ms))
     return {"outcome": "done", "paid": paid}
 
 
