@@ -32,6 +32,23 @@ def _production_only(request):
         require(production_services(), "PostgreSQL and Redis (DATABASE_URL, STUDIOX_*_URL)")
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, dropped cleanly at the end: a worker or server process a test
+    started may have exited while PostgreSQL still ends its session, and DROP DATABASE would
+    then fail ("being accessed by other users") and leave the database behind."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 def make_user(username: str, *roles: str, **extra) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, **extra)
     for role in roles:
