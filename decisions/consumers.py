@@ -1,4 +1,4 @@
-"""ws/decisions/: tells an approver's open queue page to re-fetch its list.
+"""ws/decisions/: tells an approver's open queue and decision pages to re-fetch.
 
 The consumer joins one channel group per role of the user (decisions.live.role_group) and
 forwards bare hints: the page re-fetches its list, which applies permissions, so no data
@@ -32,5 +32,5 @@ class DecisionQueueConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def decision_changed(self, message: dict) -> None:
-        hint = {"decision": message.get("decision"), "change": message.get("change")}
+        hint = {key: message.get(key) for key in ("decision", "change", "state")}
         await self.send_json({"type": "refresh", **hint})

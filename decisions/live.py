@@ -22,9 +22,11 @@ def role_group(role_id: int) -> str:
     return f"decisions-role-{role_id}"
 
 
-def decision_hint_on_commit(*, decision_id: int, role_id: int, change: str) -> None:
-    """Tell the role's open queue pages, once the caller's transaction commits."""
-    message = {"type": MESSAGE_TYPE, "decision": decision_id, "change": change}
+def decision_hint_on_commit(*, decision_id: int, role_id: int, change: str, state: str) -> None:
+    """Tell the role's open queue and decision pages, once the caller's transaction commits.
+    `state` is the decision's live_state after the change: a page that shows it already (the
+    one whose user made the change) has nothing to re-fetch."""
+    message = {"type": MESSAGE_TYPE, "decision": decision_id, "change": change, "state": state}
     transaction.on_commit(lambda: push_hints({role_group(role_id): message}))
 
 

@@ -81,6 +81,12 @@ class Decision(models.Model):
         return f"{self.title} ({self.status})"
 
     @property
+    def live_state(self) -> str:
+        """What an open decision page shows, in one comparable string: a live hint whose
+        state differs from the page's tells the page to re-fetch (decisions/detail.js)."""
+        return f"{self.status}:{self.claimed_by_id or ''}:{self.role_id}"
+
+    @property
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
 

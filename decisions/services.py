@@ -48,7 +48,12 @@ def _already(decision: Decision) -> str:
 
 
 def _hint(decision: Decision, change: str) -> None:
-    decision_hint_on_commit(decision_id=decision.id, role_id=decision.role_id, change=change)
+    decision_hint_on_commit(
+        decision_id=decision.id,
+        role_id=decision.role_id,
+        change=change,
+        state=decision.live_state,
+    )
 
 
 def _audit(
@@ -146,6 +151,7 @@ def decisions_withdraw(*, mission_id, by: AbstractBaseUser | None) -> int:
             status=Status.WITHDRAWN, outcome="withdrawn", decided_at=timezone.now()
         ):
             withdrawn += 1
+            decision.refresh_from_db()  # the hint carries the new state
             _audit(decision, DecisionAudit.Action.WITHDRAWN, user=by, reason="mission cancelled")
             _hint(decision, "withdrawn")
     return withdrawn

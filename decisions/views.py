@@ -105,6 +105,14 @@ def _decision_or_404(request: HttpRequest, decision_id: int) -> Decision:
 @require_GET
 def detail(request: HttpRequest, decision_id: int) -> HttpResponse:
     decision = _decision_or_404(request, decision_id)
+    if request.htmx and "seen" in request.GET:
+        # The open page asks whether the decision changed under it (detail.js): nothing to
+        # swap if not, else the answer fragment with a note saying so.
+        if request.GET["seen"] == decision.live_state:
+            return HttpResponse(status=204)
+        note = "This decision changed while you had it open."
+        context = _detail_context(request, decision, oob=True, live_note=note)
+        return render(request, "decisions/detail.html#answer", context)
     return render(request, "decisions/detail.html", _detail_context(request, decision))
 
 

@@ -59,7 +59,12 @@ def test_a_role_member_is_told_when_a_decision_of_the_role_opens(requester, supe
         communicator = await connected(supervisor)
         decision = await database_sync_to_async(open_decision)(requester)
         hint = await communicator.receive_json_from(timeout=5)
-        assert hint == {"type": "refresh", "decision": decision.id, "change": "opened"}
+        assert hint == {
+            "type": "refresh",
+            "decision": decision.id,
+            "change": "opened",
+            "state": decision.live_state,  # an open page showing this state has nothing to do
+        }
         await communicator.disconnect()
 
     async_to_sync(body)()

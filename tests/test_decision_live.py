@@ -68,7 +68,13 @@ def test_nothing_is_pushed_for_an_opening_that_rolls_back(requester, supervisor)
         return decision_id, message
 
     decision_id, message = run(body)
-    assert message == {"type": "decision.changed", "decision": decision_id, "change": "opened"}
+    decision = Decision.objects.get(id=decision_id)
+    assert message == {
+        "type": "decision.changed",
+        "decision": decision_id,
+        "change": "opened",
+        "state": decision.live_state,
+    }
     assert not Decision.objects.filter(step_name="never").exists()
 
 

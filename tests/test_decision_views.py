@@ -58,6 +58,32 @@ def test_the_detail_page_shows_context_and_the_mission(decision, supervisor):
     assert "Waiting for supervisor decision" in html  # the mission's rail
 
 
+def test_an_open_page_learns_only_of_changes_it_does_not_show(decision, supervisor):
+    from decisions.services import decide
+
+    client = logged_in(supervisor)
+    url = f"/decisions/{decision.id}/?seen={decision.live_state}"
+    assert client.get(url, **HTMX).status_code == 204  # nothing changed: nothing to swap
+
+    colleague = make_user("colleague", "supervisor")
+    decide(decision=decision, user=colleague, outcome="rejected", comment="duplicate")
+    answer = client.get(url, **HTMX)
+    html = answer.content.decode()
+    assert answer.status_code == 200 and "<html" not in html
+    assert "This decision changed while you had it open." in html
+    assert "Rejected" in html and "colleague" in html
+    assert 'name="outcome"' not in html  # no form left to post
+    decision.refresh_from_db()
+    assert f'data-state="{decision.live_state}"' in html
+    assert 'id="decision-status" hx-swap-oob="true"' in html
+
+
+def test_the_change_check_is_as_private_as_the_page(decision, finance):
+    url = f"/decisions/{decision.id}/?seen=x"
+    assert logged_in(finance).get(url, **HTMX).status_code == 404
+    assert Client().get(url, **HTMX).status_code == 302
+
+
 def test_approving_through_htmx_answers_with_the_actions_fragment(decision, supervisor):
     response = logged_in(supervisor).post(
         f"/decisions/{decision.id}/decide/", {"outcome": "approved", "comment": "ok"}, **HTMX

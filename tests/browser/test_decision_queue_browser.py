@@ -95,6 +95,10 @@ def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
         due_at=None,
     )
     page = browser.new_page(base_url=live_web.url)
+    # A page that has not heard yet: its live updates (a push, the 10 s check) are held back,
+    # so the click below races alice as a slow network would let it.
+    page.route_web_socket("**/ws/decisions/", lambda socket: None)
+    page.route("**/*seen=*", lambda route: route.abort())
     sign_in(page, "supervisor", "pw-supervisor", next=f"/decisions/{decision.id}/")
     page.evaluate(MARK_PAGE)
 
@@ -105,3 +109,36 @@ def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
     assert page.evaluate(SAME_PAGE)
     assert "Rejected by alice" in page.inner_text("#actions")
     assert Decision.objects.get(id=decision.id).decided_by_name == "alice"
+
+
+def test_an_open_decision_page_follows_a_colleagues_decision(live_web, browser, sign_in):
+    requester = make_user("requester")
+    make_user("supervisor", "supervisor")
+    alice = make_user("alice", "supervisor")
+    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
+    decision = decision_open(
+        mission=mission,
+        step_name="approval",
+        role="supervisor",
+        title="Refund 45.00 EUR for A-10",
+        summary="",
+        context={"amount": "45.00 EUR"},
+        options=["approved", "rejected"],
+        due_at=None,
+    )
+    page = browser.new_page(base_url=live_web.url)
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(frame)))
+    sign_in(page, "supervisor", "pw-supervisor", next=f"/decisions/{decision.id}/")
+    page.evaluate(MARK_PAGE)
+    wait_for_frames(page, frames, '{"type": "refresh"}')  # joined the role's group
+    page.get_by_label("Comment").fill("half-written")
+
+    decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
+    # Pushed with Redis; on the in-memory layer (another process decided) the 10 s check.
+    note = page.get_by_text("This decision changed while you had it open.")
+    note.wait_for(timeout=20_000)
+    assert page.evaluate(SAME_PAGE), "updated in place, no reload"
+    assert "Rejected by alice" in page.inner_text("#actions")
+    assert page.get_by_role("button", name="Approve", exact=True).count() == 0
+    expect(page.locator("#decision-status")).to_have_text("Rejected")
