@@ -7,7 +7,9 @@ same JSON shapes.
 """
 
 import json
+import math
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -34,6 +36,7 @@ from studiox.api.serializers import (
     MissionTypeSerializer,
     ObservationSerializer,
 )
+from studiox.api.throttling import UserThrottle
 
 USER_ID_SCOPE_KEY = "studiox.user_id"
 MAX_RECENT_OBSERVATIONS = 200
@@ -238,26 +241,38 @@ def transport_security() -> TransportSecuritySettings:
     )
 
 
-async def _unauthorized(send: Send) -> None:
-    body = json.dumps(
-        {
-            "detail": "Authentication credentials were not provided or are not valid: send "
-            "'Authorization: Token <key>' (or 'Bearer <key>').",
-            "errors": {},
-        }
-    ).encode()
+async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]):
+    """A JSON error shaped like the REST API's."""
+    body = json.dumps({"detail": detail, "errors": {}}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Token realm="api"'),
+                *headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unauthorized(send: Send) -> None:
+    detail = (
+        "Authentication credentials were not provided or are not valid: send "
+        "'Authorization: Token <key>' (or 'Bearer <key>')."
+    )
+    await _refuse(send, 401, detail, [(b"www-authenticate", b'Token realm="api"')])
+
+
+def throttle_wait(user) -> float | None:
+    """None if `user` may make another request now, else the seconds to wait. The same
+    per-user budget as the REST API (one cache key), so MCP is no way around its limit."""
+    throttle = UserThrottle()
+    if throttle.allow_request(SimpleNamespace(user=user), None):
+        return None
+    return throttle.wait() or 1.0
 
 
 def _token_from(scope: Scope) -> str:
@@ -277,5 +292,11 @@ class TokenAuthenticated:
         user = await _in_thread(token_user)(key) if key else None
         if user is None:
             await _unauthorized(send)
+            return
+        wait = await _in_thread(throttle_wait)(user)
+        if wait is not None:
+            seconds = math.ceil(wait)
+            detail = f"Request was throttled. Expected available in {seconds} seconds."
+            await _refuse(send, 429, detail, [(b"retry-after", str(seconds).encode())])
             return
         await self.app({**scope, USER_ID_SCOPE_KEY: user.pk}, receive, send)
