@@ -32,7 +32,8 @@ class Mission(models.Model):
     RUNNABLE_STATUSES = (Status.PENDING, Status.RUNNING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    type = models.CharField(max_length=100, db_index=True)
+    # Indexed by mission_type_idx (type, -created_at): a second index would only cost writes.
+    type = models.CharField(max_length=100)
     version = models.PositiveIntegerField()
     title = models.CharField(max_length=200, blank=True)
     input = models.JSONField(default=dict)
