@@ -4,6 +4,7 @@ verdict; a late approver is told who decided first."""
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from decisions.models import Decision
@@ -78,22 +79,28 @@ def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
     assert result == {"outcome": "approved", "by": "supervisor", "comment": "Looks right to me"}
 
 
-def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
+def a_decision_for_supervisors(title: str, amount: str) -> Decision:
+    """A pending supervisor decision on a bare mission row: deciding it wakes nothing, so no
+    worker is needed. The users `supervisor` and `alice` may both decide it."""
     requester = make_user("requester")
     make_user("supervisor", "supervisor")
-    alice = make_user("alice", "supervisor")
-    # A bare mission row: deciding wakes nothing, so no worker is needed here.
+    make_user("alice", "supervisor")
     mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    decision = decision_open(
+    return decision_open(
         mission=mission,
         step_name="approval",
         role="supervisor",
-        title="Refund 30.00 EUR for A-9",
+        title=title,
         summary="",
-        context={"amount": "30.00 EUR"},
+        context={"amount": amount},
         options=["approved", "rejected"],
         due_at=None,
     )
+
+
+def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
+    decision = a_decision_for_supervisors("Refund 30.00 EUR for A-9", "30.00 EUR")
+    alice = User.objects.get(username="alice")
     page = browser.new_page(base_url=live_web.url)
     # A page that has not heard yet: its live updates (a push, the 10 s check) are held back,
     # so the click below races alice as a slow network would let it.
@@ -112,20 +119,8 @@ def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
 
 
 def test_an_open_decision_page_follows_a_colleagues_decision(live_web, browser, sign_in):
-    requester = make_user("requester")
-    make_user("supervisor", "supervisor")
-    alice = make_user("alice", "supervisor")
-    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    decision = decision_open(
-        mission=mission,
-        step_name="approval",
-        role="supervisor",
-        title="Refund 45.00 EUR for A-10",
-        summary="",
-        context={"amount": "45.00 EUR"},
-        options=["approved", "rejected"],
-        due_at=None,
-    )
+    decision = a_decision_for_supervisors("Refund 45.00 EUR for A-10", "45.00 EUR")
+    alice = User.objects.get(username="alice")
     page = browser.new_page(base_url=live_web.url)
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(frame)))
