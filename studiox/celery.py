@@ -31,7 +31,7 @@ def schedule_tick(sender: Celery, **kwargs) -> None:
 
 @task_prerun.connect
 @task_postrun.connect
-def close_old_connections(**kwargs) -> None:
+def close_stale_connections(**kwargs) -> None:
     """Around each task as around each request: drop connections that are broken or older
     than CONN_MAX_AGE (so SQLite's, at 0, every time) and keep the rest."""
     from django.db import close_old_connections

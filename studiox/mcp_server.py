@@ -241,7 +241,7 @@ def transport_security() -> TransportSecuritySettings:
     )
 
 
-async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]):
+async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
     """A JSON error shaped like the REST API's."""
     body = json.dumps({"detail": detail, "errors": {}}).encode()
     await send(
