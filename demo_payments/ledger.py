@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ DEFAULT_PAID = {
     "A-1005": "60.00",
 }
 CURRENCY = "EUR"
+BUSY_SECONDS = 30  # how long a call waits for another process's write to finish
 CENTS = Decimal("0.01")
 
 SCHEMA = """
@@ -140,6 +142,7 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         now = _now()
         with self._connect() as db:
+            _use_wal(db)
             db.executescript(SCHEMA)
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
@@ -164,10 +167,9 @@ class Ledger:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # Autocommit mode: transactions are explicit. A connection per call keeps tools
         # thread-safe (the server runs sync tools in worker threads).
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_SECONDS)
         db.row_factory = sqlite3.Row
         try:
-            db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")  # money: a committed refund survives power loss
             db.execute("PRAGMA foreign_keys = ON")
             yield db
@@ -274,6 +276,21 @@ class Ledger:
             "refundable": _amount(paid["amount_cents"] - refunded),
             "refunds": [_refund_json(row) for row in rows],
         }
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """WAL is a property of the file, set once, when the ledger opens. Switching a new file to
+    it takes a lock that SQLite's busy timeout does not wait for ("database is locked" at
+    once), so two servers starting together on a new ledger take turns here."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _refund_json(row: sqlite3.Row) -> dict[str, Any]:

@@ -89,5 +89,4 @@ def processes(tmp_path):
     group = Processes(tmp_path)
     yield group
     group.stop_all()
-    if os.getenv("STUDIOX_TEST_LOGS"):
-        print(group.logs())
+    print(group.logs())  # captured: pytest shows it only when the test failed
