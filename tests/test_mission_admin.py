@@ -6,8 +6,9 @@ from django.test import Client
 from django.urls import reverse
 
 from missions.models import Event, Mission
-from missions.services import event_deliver, mission_start
+from missions.services import event_deliver
 from tests.engine_helpers import drain
+from tests.rail_helpers import client_for, started
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +17,7 @@ CHANGELIST = "admin:missions_mission_changelist"
 
 @pytest.fixture
 def admin_client(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
-def started(user, type: str = "test_count", **input) -> Mission:
-    return mission_start(type=type, input=input or {"steps": 2}, started_by=user).mission
+    return client_for(admin_user)
 
 
 def act(client: Client, action: str, *missions: Mission):
