@@ -225,6 +225,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     else {"visibility_timeout": 3600}
 )
 if BROKER_URL.startswith("filesystem://"):
+    # kombu's own filesystem transport lets a consumer take a half-written message (broker.py).
+    CELERY_BROKER_TRANSPORT = "studiox.broker:Transport"
     (BROKER_DIR / "out").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
