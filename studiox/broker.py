@@ -58,3 +58,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict:
+        # Folders need no host: kombu's default of "localhost" made every process warn that
+        # "No hostname was supplied".
+        return {"port": self.default_port}
