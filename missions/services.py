@@ -300,10 +300,15 @@ def _deliver_to_waiting(row: Event) -> list[str]:
     )
     delivered = []
     for mission in waiting:
-        _, created = EventDelivery.objects.get_or_create(
-            mission=mission, step_name=mission.current_step, defaults={"event": row}
+        # Whoever writes a delivery holds the mission's row lock (here the FOR UPDATE, in a
+        # worker its fence), so a plain check-then-insert cannot race: no savepoint needed.
+        step_deliveries = EventDelivery.objects.filter(
+            mission=mission, step_name=mission.current_step
         )
-        if created and mission_wake(mission_id=mission.id):
+        if step_deliveries.exists():
+            continue
+        EventDelivery.objects.create(mission=mission, step_name=mission.current_step, event=row)
+        if mission_wake(mission_id=mission.id):
             delivered.append(str(mission.id))
             observation_record(
                 mission=mission,
