@@ -122,13 +122,16 @@ def _load_steps(mission: Mission) -> list[Step]:
 def lease_acquire(mission_id, worker: str) -> Mission | None:
     """Take the mission if it is runnable and nobody holds a live lease (one conditional UPDATE)."""
     now = timezone.now()
+    expires = now + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
+    if fastpath.on_postgresql():
+        return fastpath.lease(mission_id=mission_id, worker=worker, now=now, expires=expires)
     taken = (
         Mission.objects.filter(id=mission_id, status__in=Mission.RUNNABLE_STATUSES)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .update(
             status=Status.RUNNING,
             lease_owner=worker,
-            lease_expires_at=now + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS),
+            lease_expires_at=expires,
             fencing_token=F("fencing_token") + 1,
             # A lease that expired instead of being released means its worker died mid-step.
             lost_leases=Case(
@@ -141,7 +144,7 @@ def lease_acquire(mission_id, worker: str) -> Mission | None:
     )
     if taken != 1:
         return None
-    return Mission.objects.select_related("started_by").get(id=mission_id)
+    return Mission.objects.get(id=mission_id)
 
 
 class _Heartbeat:
@@ -359,18 +362,19 @@ class MissionContext:
         if step and step.status == Step.Status.COMPLETED:
             return step.result
         self._guard_worker_losses(name)
+        delivered = _delivered_event(self.mission, name) if step else None
+        if delivered is not None:
+            # Woken by a delivery, which never changes once made: nothing to claim under the
+            # mission's lock, so the checkpoint can take the one-statement path.
+            checkpoint = self._event_taken(name, step, event, key, delivered.payload, True)
+            self._commit(checkpoint)
+            return self._after_checkpoint(checkpoint.step)
         now = timezone.now()
         until = _parse_time(step.wait.get("until")) if step else _deadline(now, timeout)
         with self._commit_block() as commit:
             payload, received = _take_event(self.mission, name, event, key)
             if received or (until and now >= until):
-                checkpoint = self._completed(name, Kind.EVENT, step, payload, attempts=1)
-                message = (
-                    f"Received event '{event}'" if received else f"Gave up waiting for '{event}'"
-                )
-                checkpoint.observations.append(
-                    _obs("resumed", message, name, {"event": event, "key": key})
-                )
+                checkpoint = self._event_taken(name, step, event, key, payload, received)
             else:
                 wait = {"event": event, "key": key, "until": until.isoformat() if until else None}
                 label = f"event '{event}'" + (f" for {key}" if key else "")
@@ -382,6 +386,14 @@ class MissionContext:
         if checkpoint.step.status == Step.Status.WAITING:
             raise _Yield(Outcome.WAITING)
         return self._after_checkpoint(checkpoint.step)
+
+    def _event_taken(
+        self, name: str, step: Step | None, event: str, key: str, payload: Any, received: bool
+    ) -> _Checkpoint:
+        checkpoint = self._completed(name, Kind.EVENT, step, payload, attempts=1)
+        message = f"Received event '{event}'" if received else f"Gave up waiting for '{event}'"
+        checkpoint.observations.append(_obs("resumed", message, name, {"event": event, "key": key}))
+        return checkpoint
 
     def wait_for_decision(
         self,
@@ -396,10 +408,19 @@ class MissionContext:
     ) -> DecisionResult:
         """Put a Decision in the queue of `role` and suspend until someone decides it (or the
         time-out expires it: outcome "expired")."""
+        from decisions import services as decisions
+
         step = self._enter(name, Kind.DECISION)
         if step and step.status == Step.Status.COMPLETED:
             return DecisionResult.from_json(step.result)
         self._guard_worker_losses(name)
+        settled = step and decisions.decision_outcome(mission_id=self.mission.id, step_name=name)
+        if settled:
+            # Woken by a decision, which never changes once made: the checkpoint needs no
+            # lock held across a read, so it can take the one-statement path.
+            checkpoint = self._decision_resumed(name, step, settled)
+            self._commit(checkpoint)
+            return DecisionResult.from_json(self._after_checkpoint(checkpoint.step))
         with self._commit_block() as commit:
             checkpoint = self._decision_checkpoint(
                 name,
@@ -456,16 +477,13 @@ class MissionContext:
             return self._waiting(
                 name, Kind.DECISION, step, step.wait, Mission.WaitingOn.DECISION, label, until
             )
+        return self._decision_resumed(name, step, result)
+
+    def _decision_resumed(self, name: str, step: Step, result: dict) -> _Checkpoint:
         checkpoint = self._completed(name, Kind.DECISION, step, result, attempts=1)
         who = f" by {result['decided_by']}" if result.get("decided_by") else ""
-        checkpoint.observations.append(
-            _obs(
-                "resumed",
-                f"Resumed after {result['outcome']}{who}: {step.wait['title']}",
-                name,
-                result,
-            )
-        )
+        message = f"Resumed after {result['outcome']}{who}: {step.wait['title']}"
+        checkpoint.observations.append(_obs("resumed", message, name, result))
         return checkpoint
 
     # step execution --------------------------------------------------------------------
@@ -748,6 +766,7 @@ class MissionContext:
                 mission=self.mission,
                 token=self._token,
                 step=checkpoint.step,
+                created=checkpoint.created,
                 lines=lines,
                 keep_lease=keep_lease,
                 now=now,
@@ -870,15 +889,16 @@ def _deadline(now: datetime, timeout: timedelta | None) -> datetime | None:
     return now + timeout if timeout is not None else None
 
 
+def _delivered_event(mission: Mission, step_name: str) -> Event | None:
+    delivered = Event.objects.filter(deliveries__mission=mission, deliveries__step_name=step_name)
+    return delivered.first()
+
+
 def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple[Any, bool]:
     """The event delivered to this wait, or the oldest undelivered match, claimed atomically."""
-    delivery = (
-        EventDelivery.objects.filter(mission=mission, step_name=step_name)
-        .select_related("event")
-        .first()
-    )
-    if delivery:
-        return delivery.event.payload, True
+    delivered = _delivered_event(mission, step_name)
+    if delivered:
+        return delivered.payload, True
     candidates = Event.objects.filter(name=event, key=key, delivered_at=None).order_by(
         "received_at"
     )

@@ -1,10 +1,10 @@
 """The hot path on PostgreSQL: a completed step's checkpoint in ONE statement.
 
-Fencing UPDATE, step INSERT and observation INSERTs are data-modifying CTEs of one query, so
-a checkpoint costs BEGIN, one statement and COMMIT, the same round trips as the smallest
-possible commit. Anything unusual (interrupted, stale, a step row that already exists, other
-databases) takes the ORM path in engine._write, which this path never leaves half-done: if the
-fence matches nothing, nothing is inserted.
+Fencing UPDATE, step INSERT (or UPDATE of a step that was waiting or retrying) and
+observation INSERTs are data-modifying CTEs of one query, so a checkpoint costs BEGIN, one
+statement and COMMIT, the same round trips as the smallest possible commit. Anything unusual
+(interrupted, stale, other databases) takes the ORM path in engine._write, which this path
+never leaves half-done: if the fence matches nothing, nothing is written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from missions.models import Mission, Step
 from observations.models import Observation
 from observations.services import observation_clean, observation_publish_on_commit
 
-SQL = f"""
+FENCE = f"""
 WITH fenced AS (
     UPDATE {Mission._meta.db_table}
        SET status = 'running', lost_leases = 0, updated_at = %(now)s,
@@ -30,7 +30,10 @@ WITH fenced AS (
            enqueued_at = CASE WHEN %(keep)s THEN enqueued_at ELSE %(now)s END
      WHERE id = %(mission)s AND fencing_token = %(token)s AND status = 'running'
  RETURNING id
-), step AS (
+)"""
+
+NEW_STEP = f"""
+, step AS (
     INSERT INTO {Step._meta.db_table}
            (mission_id, name, position, kind, status, attempts, result, error,
             idempotency_key, wait, started_at, finished_at)
@@ -38,7 +41,19 @@ WITH fenced AS (
            '', %(key)s, '{{}}'::jsonb, %(started)s, %(now)s
       FROM fenced
  RETURNING id
-), lines AS (
+)"""
+
+RECORDED_STEP = f"""
+, step AS (
+    UPDATE {Step._meta.db_table}
+       SET status = 'completed', attempts = %(attempts)s, result = %(result)s::jsonb,
+           error = '', finished_at = %(now)s
+     WHERE id = %(step)s AND mission_id IN (SELECT id FROM fenced)
+ RETURNING id
+)"""
+
+LINES = f"""
+, lines AS (
     INSERT INTO {Observation._meta.db_table}
            (mission_id, step_name, kind, message, data, created_at)
     SELECT fenced.id, o.step, o.kind, o.message, o.data, %(now)s
@@ -49,12 +64,42 @@ WITH fenced AS (
 SELECT (SELECT id FROM step), (SELECT array_agg(id ORDER BY id) FROM lines)
 """
 
+SQL = {True: FENCE + NEW_STEP + LINES, False: FENCE + RECORDED_STEP + LINES}  # by `created`
+
+# engine.lease_acquire in one statement, the mission row coming back with it.
+LEASE = f"""
+UPDATE {Mission._meta.db_table}
+   SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(expires)s,
+       fencing_token = fencing_token + 1, updated_at = %(now)s,
+       lost_leases = lost_leases + CASE WHEN lease_expires_at IS NULL THEN 0 ELSE 1 END
+ WHERE id = %(mission)s AND status = ANY(%(runnable)s)
+   AND (lease_expires_at IS NULL OR lease_expires_at < %(now)s)
+RETURNING {", ".join(field.column for field in Mission._meta.concrete_fields)}
+"""
+
+
+def on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def lease(*, mission_id, worker: str, now: datetime, expires: datetime) -> Mission | None:
+    """The mission, leased to `worker`; None if it is not runnable or someone holds it."""
+    params = {
+        "worker": worker,
+        "expires": expires,
+        "now": now,
+        "mission": mission_id,
+        "runnable": list(Mission.RUNNABLE_STATUSES),
+    }
+    # raw() and not a bare cursor: it applies the fields' converters (JSON, for one).
+    return next(iter(Mission.objects.raw(LEASE, params)), None)
+
 
 def applicable(step: Step | None, created: bool, status_to: str) -> bool:
     return (
-        connection.vendor == "postgresql"
+        on_postgresql()
         and step is not None
-        and created
+        and (created or step.pk is not None)
         and step.status == Step.Status.COMPLETED
         and status_to == Mission.Status.RUNNING
     )
@@ -65,6 +110,7 @@ def complete_step(
     mission: Mission,
     token: int,
     step: Step,
+    created: bool,
     lines: list[dict],
     keep_lease: bool,
     now: datetime,
@@ -88,12 +134,13 @@ def complete_step(
         "result": json.dumps(step.result),
         "key": step.idempotency_key,
         "started": step.started_at,
+        "step": step.pk,
         "lines": json.dumps(cleaned),
     }
     connection.ensure_connection()
     # A server-side prepared statement: the plan is made once per connection, not per step.
     with connection.connection.cursor() as cursor:
-        cursor.execute(SQL, params, prepare=True)
+        cursor.execute(SQL[created], params, prepare=True)
         step_id, line_ids = cursor.fetchone()
     if step_id is None:
         return False
