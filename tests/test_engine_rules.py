@@ -275,3 +275,62 @@ def test_cancel_during_a_wait_stops_the_mission_for_good(admin_user):
     assert mission.verdict == {"outcome": "cancelled", "by": "admin", "reason": "no longer needed"}
     with pytest.raises(MissionConflict, match="mission is cancelled"):
         mission_cancel(mission=mission, by=admin_user)
+
+
+def recorded(mission: Mission, step_name: str) -> tuple[Step, list[str]]:
+    step = mission.steps.get(name=step_name)
+    kinds = list(
+        mission.observations.filter(step_name=step_name)
+        .order_by("id")
+        .values_list("kind", flat=True)
+    )
+    return step, kinds
+
+
+def test_a_wait_woken_by_an_event_is_checkpointed_like_any_completed_step():
+    from missions.services import event_deliver
+
+    mission = drain(start("test_event", key="w-1"))
+    steps_before = mission.step_count
+    event_deliver(event="shipped", key="w-1", payload={"carrier": "DHL"})
+    mission = drain(mission)
+
+    assert mission.verdict == {"outcome": "received", "payload": {"carrier": "DHL"}}
+    step, kinds = recorded(mission, "shipment")
+    assert (step.status, step.result, step.attempts) == ("completed", {"carrier": "DHL"}, 1)
+    assert step.finished_at >= step.started_at
+    assert kinds == ["waiting", "event_received", "step_completed", "resumed"]
+    assert mission.step_count == steps_before + 1
+    assert (mission.waiting_on, mission.waiting_event, mission.wake_at) == ("", "", None)
+
+
+def test_a_wait_woken_by_a_decision_is_checkpointed_like_any_completed_step(requester, supervisor):
+    from decisions.services import decide
+
+    mission = drain(mission_start(type="test_approval", input={}, started_by=requester).mission)
+    decide(decision=mission.decisions.get(), user=supervisor, outcome="approved", comment="ok")
+    mission = drain(mission)
+
+    assert mission.verdict == {"outcome": "approved", "by": "supervisor", "comment": "ok"}
+    step, kinds = recorded(mission, "supervisor_approval")
+    assert (step.status, step.result["outcome"], step.result["comment"]) == (
+        "completed",
+        "approved",
+        "ok",
+    )
+    assert kinds[-2:] == ["step_completed", "resumed"]
+    assert (mission.waiting_on, mission.wake_at) == ("", None)
+
+
+def test_a_lease_taken_over_from_a_dead_worker_counts_the_loss():
+    mission = start("test_count", steps=1)
+    first = lease_acquire(mission.id, "first")
+    assert (first.lease_owner, first.lost_leases, first.status) == ("first", 0, "running")
+    assert lease_acquire(mission.id, "second") is None  # the first one's lease is live
+    Mission.objects.filter(id=mission.id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    second = lease_acquire(mission.id, "second")
+    assert (second.lease_owner, second.lost_leases) == ("second", 1)
+    assert second.fencing_token == first.fencing_token + 1
+    assert second.input["steps"] == 1  # JSON fields arrive decoded, as from the ORM
