@@ -265,14 +265,16 @@ def event_deliver(
             return existing
     try:
         with transaction.atomic():
+            waiting = _missions_waiting_for(event, key or "")
             row = Event.objects.create(
                 name=event,
                 key=key or "",
                 payload=payload,
                 sent_by=user,
                 idempotency_key=idempotency_key,
+                delivered_at=timezone.now() if waiting else None,
             )
-            delivered = _deliver_to_waiting(row)
+            delivered = _deliver(row, waiting)
     except IntegrityError:
         existing = _event_for_key(user, idempotency_key, event, key, payload)
         if existing is None:
@@ -291,22 +293,26 @@ def _event_for_key(user, idem: str, event: str, key: str, payload: Any) -> Event
     return EventResult(row, False, delivered)
 
 
-def _deliver_to_waiting(row: Event) -> list[str]:
-    waiting = Mission.objects.select_for_update().filter(
-        status=Status.WAITING,
-        waiting_on=Mission.WaitingOn.EVENT,
-        waiting_event=row.name,
-        waiting_event_key=row.key,
+def _missions_waiting_for(event: str, key: str) -> list[Mission]:
+    # Locked (in one order, so two deliveries cannot deadlock): a worker writes a wait or
+    # claims an event only under the same row lock.
+    return list(
+        Mission.objects.select_for_update()
+        .filter(
+            status=Status.WAITING,
+            waiting_on=Mission.WaitingOn.EVENT,
+            waiting_event=event,
+            waiting_event_key=key,
+        )
+        .order_by("id")
     )
+
+
+def _deliver(row: Event, waiting: list[Mission]) -> list[str]:
     delivered = []
     for mission in waiting:
-        # Whoever writes a delivery holds the mission's row lock (here the FOR UPDATE, in a
-        # worker its fence), so a plain check-then-insert cannot race: no savepoint needed.
-        step_deliveries = EventDelivery.objects.filter(
-            mission=mission, step_name=mission.current_step
-        )
-        if step_deliveries.exists():
-            continue
+        # No delivery can exist for this wait yet: each is written under this row lock, and
+        # its writer either woke the mission (here) or completed the wait (a worker).
         EventDelivery.objects.create(mission=mission, step_name=mission.current_step, event=row)
         if mission_wake(mission_id=mission.id):
             delivered.append(str(mission.id))
@@ -317,8 +323,8 @@ def _deliver_to_waiting(row: Event) -> list[str]:
                 message=f"Event '{row.name}' arrived",
                 data={"event": row.name, "key": row.key},
             )
-    if delivered:
-        Event.objects.filter(id=row.id).update(delivered_at=timezone.now())
+    if waiting and not delivered:  # kept for the next waiter, never lost
+        Event.objects.filter(id=row.id).update(delivered_at=None)
     return delivered
 
 

@@ -334,3 +334,20 @@ def test_a_lease_taken_over_from_a_dead_worker_counts_the_loss():
     assert (second.lease_owner, second.lost_leases) == ("second", 1)
     assert second.fencing_token == first.fencing_token + 1
     assert second.input["steps"] == 1  # JSON fields arrive decoded, as from the ORM
+
+
+def test_an_event_goes_to_the_missions_waiting_for_it_and_is_not_taken_again():
+    from missions.models import Event
+    from missions.services import event_deliver
+
+    first = drain(start("test_event", key="k-1"))
+    result = event_deliver(event="shipped", key="k-1", payload={"n": 1})
+    assert result.delivered_to == [str(first.id)]
+    assert Event.objects.get(id=result.event.id).delivered_at is not None
+    assert drain(first).verdict == {"outcome": "received", "payload": {"n": 1}}
+    later = drain(start("test_event", key="k-1"))
+    assert later.waiting_on == "event"  # the delivered event was not taken a second time
+
+    kept = event_deliver(event="shipped", key="k-2", payload={"n": 2})
+    assert kept.delivered_to == [] and kept.event.delivered_at is None
+    assert drain(start("test_event", key="k-2")).verdict["payload"] == {"n": 2}
