@@ -43,6 +43,8 @@ NEW_STEP = f"""
  RETURNING id
 )"""
 
+# The row the replay loaded: a running mission's steps are never deleted, so a matched fence
+# always finds it.
 RECORDED_STEP = f"""
 , step AS (
     UPDATE {Step._meta.db_table}
