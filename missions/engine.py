@@ -362,11 +362,11 @@ class MissionContext:
         if step and step.status == Step.Status.COMPLETED:
             return step.result
         self._guard_worker_losses(name)
-        delivered = _delivered_event(self.mission, name) if step else None
-        if delivered is not None:
+        received, payload = _delivered_payload(self.mission, name) if step else (False, None)
+        if received:
             # Woken by a delivery, which never changes once made: nothing to claim under the
             # mission's lock, so the checkpoint can take the one-statement path.
-            checkpoint = self._event_taken(name, step, event, key, delivered.payload, True)
+            checkpoint = self._event_taken(name, step, event, key, payload, True)
             self._commit(checkpoint)
             return self._after_checkpoint(checkpoint.step)
         now = timezone.now()
@@ -889,16 +889,20 @@ def _deadline(now: datetime, timeout: timedelta | None) -> datetime | None:
     return now + timeout if timeout is not None else None
 
 
-def _delivered_event(mission: Mission, step_name: str) -> Event | None:
+def _delivered_payload(mission: Mission, step_name: str) -> tuple[bool, Any]:
+    """Whether an event was delivered to this wait, and its payload."""
+    if fastpath.on_postgresql():
+        return fastpath.delivered_payload(mission_id=mission.id, step_name=step_name)
     delivered = Event.objects.filter(deliveries__mission=mission, deliveries__step_name=step_name)
-    return delivered.first()
+    event = delivered.first()
+    return event is not None, event.payload if event else None
 
 
 def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple[Any, bool]:
     """The event delivered to this wait, or the oldest undelivered match, claimed atomically."""
-    delivered = _delivered_event(mission, step_name)
-    if delivered:
-        return delivered.payload, True
+    received, payload = _delivered_payload(mission, step_name)
+    if received:
+        return payload, True
     candidates = Event.objects.filter(name=event, key=key, delivered_at=None).order_by(
         "received_at"
     )

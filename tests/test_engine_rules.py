@@ -351,3 +351,12 @@ def test_an_event_goes_to_the_missions_waiting_for_it_and_is_not_taken_again():
     kept = event_deliver(event="shipped", key="k-2", payload={"n": 2})
     assert kept.delivered_to == [] and kept.event.delivered_at is None
     assert drain(start("test_event", key="k-2")).verdict["payload"] == {"n": 2}
+
+
+@pytest.mark.parametrize("payload", ["a text", 7, None, [1, {"carrier": "DHL"}]])
+def test_any_json_payload_reaches_the_woken_wait_unchanged(payload):
+    from missions.services import event_deliver
+
+    mission = drain(start("test_event", key="any"))
+    event_deliver(event="shipped", key="any", payload=payload)
+    assert drain(mission).verdict["payload"] == payload
