@@ -372,7 +372,7 @@ class MissionContext:
         now = timezone.now()
         until = _parse_time(step.wait.get("until")) if step else _deadline(now, timeout)
         with self._commit_block() as commit:
-            payload, received = _take_event(self.mission, name, event, key)
+            received, payload = _take_event(self.mission, name, event, key)
             if received or (until and now >= until):
                 checkpoint = self._event_taken(name, step, event, key, payload, received)
             else:
@@ -898,11 +898,12 @@ def _delivered_payload(mission: Mission, step_name: str) -> tuple[bool, Any]:
     return event is not None, event.payload if event else None
 
 
-def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple[Any, bool]:
-    """The event delivered to this wait, or the oldest undelivered match, claimed atomically."""
+def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple[bool, Any]:
+    """The event delivered to this wait, or the oldest undelivered match, claimed atomically:
+    whether there was one, and its payload."""
     received, payload = _delivered_payload(mission, step_name)
     if received:
-        return payload, True
+        return True, payload
     candidates = Event.objects.filter(name=event, key=key, delivered_at=None).order_by(
         "received_at"
     )
@@ -912,8 +913,8 @@ def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple
         )
         if claimed:
             EventDelivery.objects.create(mission=mission, step_name=step_name, event=candidate)
-            return candidate.payload, True
-    return None, False
+            return True, candidate.payload
+    return False, None
 
 
 # --- one advance ---------------------------------------------------------------------------
