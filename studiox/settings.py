@@ -218,7 +218,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
         "polling_interval": 0.05,
     }
     if BROKER_URL.startswith("filesystem://")
