@@ -58,7 +58,8 @@ class Decision(models.Model):
         indexes = [
             models.Index(fields=["role", "status", "due_at"], name="decision_queue_idx"),
             # The queue's two sorts, in index order: a role's first page reads 20 entries
-            # instead of sorting every pending decision (100,000 waiting missions, SPEC §11).
+            # instead of sorting every pending decision (docs/benchmarks.md: 100,000 waiting
+            # missions).
             models.Index(
                 fields=["role", "due_at", "created_at", "id"],
                 name="decision_pending_due_idx",

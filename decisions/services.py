@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from decisions.live import decision_hint_on_commit
@@ -23,6 +24,18 @@ class DecisionError(Exception):
 
 class DecisionNotAllowed(DecisionError):
     """Not in the role, or four eyes (own mission, another tier), or claimed by someone else."""
+
+
+class DecisionClaimedByOther(DecisionNotAllowed):
+    """A colleague holds the claim: only they may decide until it is released or reassigned."""
+
+    def __init__(self, decision: Decision):
+        self.decision = decision
+        holder = decision.claimed_by.get_username() if decision.claimed_by else "a colleague"
+        super().__init__(
+            f"Claimed by {holder}: only they may decide this until the claim is released "
+            "(an administrator may release or reassign it, which is recorded)."
+        )
 
 
 class DecisionAlreadyDecided(DecisionError):
@@ -158,6 +171,11 @@ def decisions_withdraw(*, mission_id, by: AbstractBaseUser | None) -> int:
 
 
 # --- people's side -------------------------------------------------------------------------
+#
+# A claim is a soft lock so two approvers do not work the same item: while a decision is
+# claimed, only the holder may decide it. Nobody overrides a claim silently, not even a
+# superuser: an administrator first releases it or reassigns it to themselves, and both are
+# recorded in the audit trail with who held the claim.
 
 
 def decision_check_allowed(*, decision: Decision, user: AbstractBaseUser) -> None:
@@ -179,12 +197,19 @@ def decision_check_allowed(*, decision: Decision, user: AbstractBaseUser) -> Non
         )
 
 
+def decision_check_claim(*, decision: Decision, user: AbstractBaseUser) -> None:
+    """Raise DecisionClaimedByOther if a colleague holds the claim on `decision`."""
+    if decision.claimed_by_id is not None and decision.claimed_by_id != user.pk:
+        raise DecisionClaimedByOther(decision)
+
+
 @transaction.atomic
 def decision_decide(
     *, decision: Decision, user: AbstractBaseUser, outcome: str, comment: str = ""
 ) -> Decision:
-    """Decide a pending decision. Exactly one of two racing approvers wins (one conditional
-    UPDATE); the other gets DecisionAlreadyDecided naming who decided first. The mission
+    """Decide a pending decision that nobody else has claimed. Exactly one of two racing
+    approvers wins (one conditional UPDATE); the other gets DecisionAlreadyDecided naming who
+    decided first, or DecisionClaimedByOther if a colleague claimed it meanwhile. The mission
     resumes as soon as this commits."""
     from missions.models import Mission
     from missions.services import mission_wake
@@ -193,6 +218,7 @@ def decision_decide(
     if outcome not in decision.options:
         raise DecisionInvalid(f"Outcome must be one of: {', '.join(decision.options)}.")
     decision_check_allowed(decision=decision, user=user)
+    decision_check_claim(decision=decision, user=user)
     # The mission's row lock first, as the engine's checkpoint takes it: a worker re-entering
     # this wait (after a pause, a lost lease) then either sees this decision or has committed
     # its wait before mission_wake looks. Otherwise it could read "pending" and re-wait after
@@ -200,7 +226,8 @@ def decision_decide(
     Mission.objects.select_for_update().filter(id=decision.mission_id).values_list("id").first()
     now = timezone.now()
     status = FINAL_ACTIONS.get(outcome, Status.DECIDED)
-    won = Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
+    unclaimed_or_mine = Q(claimed_by__isnull=True) | Q(claimed_by=user)
+    won = Decision.objects.filter(unclaimed_or_mine, id=decision.id, status=Status.PENDING).update(
         status=status,
         outcome=outcome,
         comment=comment[:5000],
@@ -212,6 +239,8 @@ def decision_decide(
     )
     decision.refresh_from_db()
     if not won:
+        if decision.is_pending:
+            raise DecisionClaimedByOther(decision)
         raise DecisionAlreadyDecided(decision)
     _audit(
         decision,

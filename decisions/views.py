@@ -119,6 +119,7 @@ def detail(request: HttpRequest, decision_id: int) -> HttpResponse:
 def _detail_context(request: HttpRequest, decision: Decision, **extra) -> dict:
     try:
         services.decision_check_allowed(decision=decision, user=request.user)
+        services.decision_check_claim(decision=decision, user=request.user)
         may_decide, why_not = True, ""
     except services.DecisionNotAllowed as exc:
         may_decide, why_not = False, str(exc)

@@ -1,4 +1,4 @@
-"""A demo payments MCP server with its own SQLite ledger (SPEC §8).
+"""A demo payments MCP server with its own SQLite ledger (docs/operating.md).
 
 It serves the refund mission out of the box: `issue_refund` dedupes by idempotency key and
 never refunds more than an order paid; `lookup_refunds` reports an order's refunds. It knows

@@ -1,6 +1,8 @@
 """Admin: documents (added, edited or uploaded through the import services), their passages
 (read-only: the services keep the search index in step) and records."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -17,6 +19,13 @@ from knowledge.services import (
     document_delete,
     document_import,
     file_import,
+)
+from studiox.safe_input import (
+    NUL,
+    NUL_MESSAGE,
+    TOO_DEEP_MESSAGE,
+    json_problem,
+    json_text_too_deep,
 )
 
 IMPORT_CHANGE_LIST = "admin/knowledge/import_change_list.html"
@@ -138,9 +147,13 @@ class DocumentAdmin(admin.ModelAdmin):
             form.add_error("file", f"You may not import {model}s.")
             return None
         try:
+            text = upload.read().decode("utf-8-sig")
+            unsafe = _unsafe_upload(upload.name, text)
+            if unsafe is not None:
+                raise ImportRefused(f"{upload.name}: {unsafe}")
             return file_import(
                 filename=upload.name,
-                text=upload.read().decode("utf-8-sig"),
+                text=text,
                 record_type=form.cleaned_data["record_type"] or None,
             )
         except (ImportRefused, UnicodeDecodeError) as exc:
@@ -149,6 +162,22 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def _may_import(self, request: HttpRequest, model: str) -> bool:
         return request.user.has_perms([f"knowledge.add_{model}", f"knowledge.change_{model}"])
+
+
+def _unsafe_upload(filename: str, text: str) -> str | None:
+    """Why the file's text cannot be stored (a NUL, or JSON nested too deep), or None."""
+    if NUL in text:
+        return NUL_MESSAGE
+    if not filename.lower().endswith(".json"):
+        return None
+    if json_text_too_deep(text):
+        return TOO_DEEP_MESSAGE
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None  # file_import names the syntax error
+    problem = json_problem(data)
+    return f"{problem.path}: {problem.message}" if problem is not None else None
 
 
 @admin.register(Passage)

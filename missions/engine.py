@@ -208,7 +208,7 @@ class _Checkpoint:
 
 
 class MissionContext:
-    """The `ctx` a mission function receives (SPEC §3)."""
+    """The `ctx` a mission function receives (docs/authoring.md)."""
 
     def __init__(
         self, mission: Mission, definition: MissionDefinition, steps: list[Step], deadline: float

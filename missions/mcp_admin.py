@@ -1,4 +1,4 @@
-"""Admin for MCP servers (SPEC §8: configured in settings or the admin).
+"""Admin for MCP servers (docs/operating.md: configured in settings or the admin).
 
 missions/admin.py must import this module (`import missions.mcp_admin  # noqa: F401`), or the
 model is not registered: nothing else imports it.

@@ -1,4 +1,5 @@
-"""The MCP client behind `ctx.call_tool` (SPEC §8): find a server's configuration, call a tool.
+"""The MCP client behind `ctx.call_tool` (docs/operating.md): find a server's configuration,
+call a tool.
 
 Synchronous on purpose: the engine calls it from a Celery worker thread, and each call runs
 the async MCP client in a fresh event loop. A call opens a session, lists the tools (to learn

@@ -1,37 +1,55 @@
 """The web form that starts a customer refund (the demo's first step)."""
 
+import secrets
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from missions.services import MissionInputError, mission_start
+from missions.services import IdempotencyKeyReused, MissionInputError, mission_start
 
 REFUND_TYPE = "customer_refund"
+FIELDS = ("order_id", "amount", "reason")
+MAX_KEY_LENGTH = 200
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def refund_new(request: HttpRequest) -> HttpResponse:
-    values = {"order_id": "", "amount": "", "reason": ""}
+    values = dict.fromkeys(FIELDS, "")
     errors: dict[str, list[str]] = {}
+    conflict = None
     if request.method == "POST":
-        values = {key: request.POST.get(key, "").strip() for key in values}
+        values = {key: request.POST.get(key, "").strip() for key in FIELDS}
         try:
             started = mission_start(
                 type=REFUND_TYPE,
                 input=_as_input(values),
                 started_by=request.user,
-                idempotency_key=request.POST.get("idempotency_key", "")[:200],
+                # Back, edit, submit again carries the same key: the service then answers
+                # with the first mission, or refuses if the details changed.
+                idempotency_key=request.POST.get("idempotency_key", "")[:MAX_KEY_LENGTH],
             )
         except MissionInputError as exc:
             errors = exc.errors
+        except IdempotencyKeyReused as exc:
+            conflict = exc.mission
         else:
             return redirect("missions:detail", mission_id=started.mission.id)
-    status = 400 if errors else 200
-    return render(request, "refunds/new.html", {"values": values, "errors": errors}, status=status)
+    context = {
+        "values": values,
+        "errors": errors,
+        "conflict": conflict,
+        "conflict_url": reverse("missions:detail", args=[conflict.id]) if conflict else "",
+        # A fresh key per rendered form: two tabs never share one, and after a refusal the
+        # next submission is a new request.
+        "idempotency_key": secrets.token_urlsafe(24),
+    }
+    status = 409 if conflict else 400 if errors else 200
+    return render(request, "refunds/new.html", context, status=status)
 
 
 def _as_input(values: dict[str, str]) -> dict:

@@ -1,4 +1,4 @@
-"""Retention (SPEC §4): steps and observations of missions that finished longer ago than
+"""Retention (docs/concepts.md): steps and observations of missions that finished longer ago than
 STUDIOX_RETENTION_DAYS are purged; the Mission row (its verdict) and decision audit trails stay.
 """
 

@@ -1,5 +1,5 @@
-"""The mission authoring API (SPEC §3): write a mission as a plain function, the engine makes
-it durable. Everything here is public: mission modules and outside tests import it."""
+"""The mission authoring API (docs/authoring.md): write a mission as a plain function, the
+engine makes it durable. Everything here is public: mission modules and outside tests import it."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from missions.engine import enqueue_advance
 from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import get_definition
 from observations.services import observation_record
+from studiox.safe_input import json_problem
 
 Status = Mission.Status
 
@@ -43,6 +44,14 @@ class MissionConflict(MissionError):
     """The mission is not in a state that allows this (or an idempotency key was reused)."""
 
 
+class IdempotencyKeyReused(MissionConflict):
+    """The idempotency key already started `mission` from a different request."""
+
+    def __init__(self, message: str, mission: Mission):
+        super().__init__(message)
+        self.mission = mission
+
+
 class MissionPermissionDenied(MissionError):
     pass
 
@@ -57,6 +66,14 @@ def _input_errors(exc: PydanticValidationError) -> dict[str, list[str]]:
         path = ".".join(str(part) for part in error["loc"]) or "input"
         errors.setdefault(path, []).append(error["msg"])
     return errors
+
+
+def _refuse_unstorable(**fields: Any) -> None:
+    """The database's own limits, checked here too so that every way in (API, MCP, forms,
+    commands) refuses a NUL or an over-deep document with the field's name, never a crash."""
+    problem = json_problem(fields)
+    if problem is not None:
+        raise MissionInputError(problem.message, {problem.path: [problem.message]})
 
 
 def _wake_on_commit(mission_id) -> None:
@@ -90,6 +107,7 @@ def mission_start(
         raise MissionInputError("invalid mission input", _input_errors(exc)) from exc
     except TypeError as exc:
         raise MissionInputError("invalid mission input", {"input": [str(exc)]}) from exc
+    _refuse_unstorable(input=validated, idempotency_key=idempotency_key)
     fingerprint = _fingerprint({"type": type, "input": validated})
     user = started_by if started_by is not None and started_by.is_authenticated else None
     if idempotency_key:
@@ -121,7 +139,9 @@ def mission_start(
 def _mission_for_key(user, key: str, fingerprint: str) -> Mission | None:
     existing = Mission.objects.filter(started_by=user, idempotency_key=key).first()
     if existing and existing.request_fingerprint != fingerprint:
-        raise MissionConflict(f"Idempotency-Key '{key}' was already used for a different request")
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key '{key}' was already used for a different request", existing
+        )
     return existing
 
 
@@ -258,6 +278,7 @@ def event_deliver(
 ) -> EventResult:
     """Deliver an external event to every mission waiting for it, or keep it for the first
     mission that waits for it later."""
+    _refuse_unstorable(event=event, key=key, payload=payload, idempotency_key=idempotency_key)
     user = sent_by if sent_by is not None and sent_by.is_authenticated else None
     if idempotency_key:
         existing = _event_for_key(user, idempotency_key, event, key, payload)

@@ -9,6 +9,8 @@ layer (worker pushes cannot reach the web process) and a dropped push still deli
 Frames sent: {"type": "ready", "seq": N} once subscribed, then
 {"type": "observations", "observations": [payload, ...]} with payloads as in
 observations.services.observation_payload plus "mission_title".
+The only frame a reader may send is {"after": N}; any other closes the socket with 4400 (see
+studiox.websockets for the codes every socket shares).
 Close codes: 4401 not logged in, 4403 not allowed to see this mission.
 """
 
@@ -24,13 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import connections
 
 from missions.selectors import mission_get_for, missions_visible_to
 from observations import selectors
 from observations.publish import RAIL_GROUP, mission_group
+from studiox.websockets import CLOSE_BAD_FRAME, StudioConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 LATE_COMMIT_SECONDS = 5.0  # how long a reader looks behind its cursor for late commits
 VISIBILITY_CACHE_SECONDS = 10.0
+# Sequence numbers are 64-bit in the database: a larger cursor could only fail every query.
+MAX_SEQ = 2**63 - 1
 
 
 READER_THREADS = 4
@@ -64,47 +68,34 @@ def close_reader_connections() -> None:
         future.result(timeout=10)
 
 
-class ObservationStream(AsyncJsonWebsocketConsumer):
+class ObservationStream(StudioConsumer):
     """What both streams share: authorize, subscribe, catch up, then push and poll."""
 
     group_name = ""
+    subscribed = False
 
     async def connect(self) -> None:
-        self.poller: asyncio.Task | None = None
-        self.subscribed = False
         # Accept first so the close code reaches the browser (a refused handshake has none).
         await self.accept()
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+            await self.close_and_stop(CLOSE_UNAUTHENTICATED)
         if not await self.authorize():
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
+            await self.close_and_stop(CLOSE_FORBIDDEN)
         self.seen: dict[int, float] = {}
         self.cursor = await self._start_cursor()
         self.marks: deque[tuple[float, int]] = deque([(time.monotonic(), self.cursor)])
         self.wake = asyncio.Event()
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.join_group(self.group_name)
         self.subscribed = True
         await self.send_json({"type": "ready", "seq": self.cursor})
-        self.poller = asyncio.create_task(self._poll_forever())
-
-    async def disconnect(self, code) -> None:
-        if getattr(self, "poller", None) is not None:
-            self.poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.poller
-        if getattr(self, "subscribed", False):
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+        self.start_task(self._poll_forever(), name="rail poller")
 
     async def receive_json(self, content, **kwargs) -> None:
         """{"after": N}: send again everything past N (the page lost what it had)."""
-        if not getattr(self, "subscribed", False) or not isinstance(content, dict):
-            return
-        after = _as_seq(content.get("after"))
+        after = _as_seq(content.get("after")) if isinstance(content, dict) else None
         if after is None:
-            return
+            await self.close_and_stop(CLOSE_BAD_FRAME)
         self.cursor = after
         self.seen = {seq: at for seq, at in self.seen.items() if seq <= after}
         self.marks = deque([(time.monotonic(), after)])
@@ -112,7 +103,7 @@ class ObservationStream(AsyncJsonWebsocketConsumer):
 
     async def observations_created(self, event: dict) -> None:
         """A push from the channel layer (observations.publish)."""
-        if not getattr(self, "subscribed", False):
+        if not self.subscribed:
             return
         fresh = [p for p in event.get("observations", []) if p.get("seq") not in self.seen]
         if fresh:
@@ -267,8 +258,10 @@ class RailConsumer(ObservationStream):
 
 
 def _as_seq(value) -> int | None:
+    if isinstance(value, bool | float):  # JSON true, 1.5, 1e400 (infinity): not a sequence number
+        return None
     try:
         seq = int(value)
     except (TypeError, ValueError):
         return None
-    return seq if seq >= 0 else None
+    return seq if 0 <= seq <= MAX_SEQ else None

@@ -27,7 +27,7 @@ RAIL_GROUP = "rail"
 MESSAGE_TYPE = "observations.created"
 MAX_PENDING = 10_000  # payloads waiting for the publisher; beyond this the oldest are dropped
 FLUSH_SECONDS = 2.0  # how long process exit waits for pushes still queued
-GATHER_SECONDS = 0.003  # well inside the rail's latency target (SPEC §11: median <= 20 ms)
+GATHER_SECONDS = 0.003  # well inside the rail's target: median <= 20 ms
 
 
 def mission_group(mission_id) -> str:

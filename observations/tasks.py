@@ -1,5 +1,5 @@
 """Celery tasks of the rail. Celery autodiscovers `<app>.tasks` only, so the retention task
-(SPEC §4, scheduled by studiox.celery) lives here and calls missions.retention."""
+(docs/concepts.md, scheduled by studiox.celery) lives here and calls missions.retention."""
 
 from celery import shared_task
 

@@ -1,4 +1,4 @@
-"""URLs under /api/ (SPEC §9); mounted by studiox.urls."""
+"""URLs under /api/ (docs/api.md); mounted by studiox.urls."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView

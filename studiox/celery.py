@@ -23,7 +23,7 @@ def schedule_tick(sender: Celery, **kwargs) -> None:
         sender.signature("missions.tick", options={"expires": settings.STUDIOX_TICK_SECONDS * 2}),
         name="missions.tick",
     )
-    # Retention (SPEC §4): purge expired missions' steps and observations, in batches.
+    # Retention (docs/concepts.md): purge expired missions' steps and observations, in batches.
     sender.add_periodic_task(
         settings.STUDIOX_PURGE_SECONDS, sender.signature("missions.purge"), name="missions.purge"
     )

@@ -1,6 +1,7 @@
 """Typed readers for settings taken from the environment; a bad value fails loudly."""
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -40,3 +41,16 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """A header name (`X-Forwarded-Proto`) that a proxy sets to `https` on secure requests, in
+    the form of Django's SECURE_PROXY_SSL_HEADER: ("HTTP_X_FORWARDED_PROTO", "https")."""
+    value = os.getenv(name, "").strip()
+    if value == "":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", value):
+        raise ImproperlyConfigured(
+            f"Unexpected value {name}={value}, use a header name such as X-Forwarded-Proto"
+        )
+    return "HTTP_" + value.upper().replace("-", "_"), "https"

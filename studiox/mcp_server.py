@@ -1,4 +1,4 @@
-"""StudioX as an MCP server (SPEC §8): the API's main actions as tools for agents.
+"""StudioX as an MCP server (docs/api.md): the API's main actions as tools for agents.
 
 Callers authenticate with their API token, over streamable HTTP at /mcp (`Authorization:
 Token <key>` or `Bearer <key>`) or over stdio (`manage.py mcp_stdio --token <key>`). Every tool
@@ -37,6 +37,9 @@ from studiox.api.serializers import (
     ObservationSerializer,
 )
 from studiox.api.throttling import UserThrottle
+from studiox.asgi_messages import send_error
+from studiox.lockout import bad_token_limit
+from studiox.safe_input import json_problem
 
 USER_ID_SCOPE_KEY = "studiox.user_id"
 MAX_RECENT_OBSERVATIONS = 200
@@ -53,11 +56,27 @@ T = TypeVar("T")
 
 def token_user(key: str):
     """The active user owning API token `key`, or None (DRF's own token rules)."""
+    # Keys are printable ASCII; a control character (NUL) must not reach the database.
+    if not key or not all("!" <= char <= "~" for char in key):
+        return None
     try:
         user, _ = TokenAuthentication().authenticate_credentials(key)
     except AuthenticationFailed:
         return None
     return user
+
+
+def token_user_or_wait(key: str, address: str) -> tuple[Any, int | None]:
+    """(user, None) for a valid token; (None, seconds) while `address` is locked out for
+    guessing; (None, None) for a wrong token, which counts against `address` as on the API."""
+    limit = bad_token_limit()
+    wait = limit.wait(address)
+    if wait is not None:
+        return None, wait
+    user = token_user(key)
+    if user is None:
+        return None, limit.record(address)
+    return user, None
 
 
 def _in_thread(fn: Callable[..., T]) -> Callable[..., Any]:
@@ -88,6 +107,14 @@ def _check_lengths(**values: str) -> None:
     for name, value in values.items():
         if len(value) > MAX_KEY_LENGTH:
             raise ToolError(f"{name}: use at most {MAX_KEY_LENGTH} characters.")
+
+
+def _check_safe(**arguments: Any) -> None:
+    """The API body's limits on the arguments as one JSON document: no NUL characters (the
+    database cannot store them), no nesting deeper than MAX_JSON_DEPTH."""
+    problem = json_problem(arguments)
+    if problem is not None:
+        raise ToolError(f"{problem.path}: {problem.message}")
 
 
 class StudioXTools:
@@ -131,6 +158,7 @@ class StudioXTools:
         def run() -> dict[str, Any]:
             try:
                 _check_lengths(idempotency_key=idempotency_key)
+                _check_safe(type=type, input=input, idempotency_key=idempotency_key)
                 result = mission_start(
                     type=type,
                     input=input,
@@ -192,6 +220,7 @@ class StudioXTools:
                 raise ToolError(permissions.CANNOT_SEND_EVENTS)
             try:
                 _check_lengths(event=event, key=key, idempotency_key=idempotency_key)
+                _check_safe(event=event, key=key, payload=payload, idempotency_key=idempotency_key)
                 if not event:
                     raise ToolError("event: this field may not be blank.")
                 result = event_deliver(
@@ -241,29 +270,12 @@ def transport_security() -> TransportSecuritySettings:
     )
 
 
-async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
-    """A JSON error shaped like the REST API's."""
-    body = json.dumps({"detail": detail, "errors": {}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _unauthorized(send: Send) -> None:
     detail = (
         "Authentication credentials were not provided or are not valid: send "
         "'Authorization: Token <key>' (or 'Bearer <key>')."
     )
-    await _refuse(send, 401, detail, [(b"www-authenticate", b'Token realm="api"')])
+    await send_error(send, 401, detail, headers=[(b"www-authenticate", b'Token realm="api"')])
 
 
 def throttle_wait(user) -> float | None:
@@ -289,7 +301,18 @@ class TokenAuthenticated:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _token_from(scope)
-        user = await _in_thread(token_user)(key) if key else None
+        if not key:
+            await _unauthorized(send)
+            return
+        address = (scope.get("client") or ("unknown",))[0]
+        user, locked = await _in_thread(token_user_or_wait)(key, address)
+        if locked is not None:
+            detail = (
+                "Too many requests with an invalid API token from your address. "
+                f"Expected available in {locked} seconds."
+            )
+            await send_error(send, 429, detail, headers=[(b"retry-after", str(locked).encode())])
+            return
         if user is None:
             await _unauthorized(send)
             return
@@ -297,6 +320,6 @@ class TokenAuthenticated:
         if wait is not None:
             seconds = math.ceil(wait)
             detail = f"Request was throttled. Expected available in {seconds} seconds."
-            await _refuse(send, 429, detail, [(b"retry-after", str(seconds).encode())])
+            await send_error(send, 429, detail, headers=[(b"retry-after", str(seconds).encode())])
             return
         await self.app({**scope, USER_ID_SCOPE_KEY: user.pk}, receive, send)

@@ -4,18 +4,30 @@ The MCP session manager needs a running task group for its whole life. ASGI life
 start and stop it when the server sends them; otherwise (Channels' ProtocolTypeRouter does not
 route lifespan) it starts on the first /mcp request, in the server's event loop, and stops
 when that loop ends.
+
+The endpoint answers POST only, for a Host in ALLOWED_HOSTS. Stateless JSON needs no
+server-sent event stream, so GET (which would hold one open for as long as the client likes)
+and DELETE (which ends a session) get 405 before the MCP library runs: the MCP transport spec's
+answer from a server without a stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
 from starlette.types import Receive, Scope, Send
 
+from studiox.api.middleware import HOST_REFUSED
+from studiox.asgi_messages import read_body, replay, send_error
+
 MCP_PATH = "/mcp"
+MCP_METHODS = ("POST",)
 
 logger = logging.getLogger("studiox.mcp")
 
@@ -47,7 +59,7 @@ class McpEndpoint:
             max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 4 * 1024 * 1024,
         )
         self._manager = server.session_manager
-        self._app = TokenAuthenticated(self._manager.handle_request)
+        self._app = TokenAuthenticated(_with_whole_body(self._manager.handle_request))
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -74,12 +86,47 @@ class McpEndpoint:
             self._task = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in MCP_METHODS:
+            await _method_not_allowed(scope["method"], send)
+            return
+        if not _host_allowed(scope):
+            await send_error(send, 400, HOST_REFUSED)
+            return
         if self._task is None or self._task.done() or self._loop is not asyncio.get_running_loop():
             await self.start()
         await self._app(scope, receive, send)
 
 
-def _is_mcp(path: str) -> bool:
+def _with_whole_body(app: Callable) -> Callable:
+    """`app` called with the body read whole: the MCP library logs a traceback when a body ends
+    early, yet a client that left, or that the body limit refused, is no error of the server."""
+
+    async def whole(scope: Scope, receive: Receive, send: Send) -> None:
+        content = await read_body(receive)
+        if content is not None:
+            await app(scope, replay(content, receive), send)
+
+    return whole
+
+
+def _host_allowed(scope: Scope) -> bool:
+    """Django's Host rules (ALLOWED_HOSTS), as for the API: the MCP library's own check would
+    answer a plain-text 421. A refused host is a scanner or a misrouting: one line, no traceback."""
+    try:
+        ASGIRequest({**scope, "query_string": b""}, io.BytesIO()).get_host()
+    except DisallowedHost as exc:
+        logger.warning("Refused %s %s: %s", scope["method"], scope["path"], exc)
+        return False
+    return True
+
+
+async def _method_not_allowed(method: str, send: Send) -> None:
+    allowed = ", ".join(MCP_METHODS)
+    detail = f"Method {method[:20]} is not allowed: this stateless MCP endpoint answers {allowed}."
+    await send_error(send, 405, detail, headers=[(b"allow", allowed.encode())])
+
+
+def is_mcp_path(path: str) -> bool:
     return path == MCP_PATH or path == MCP_PATH + "/"
 
 
@@ -100,7 +147,7 @@ def mount_http(django_app: Callable) -> Callable:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
-        elif scope["type"] == "http" and _is_mcp(scope["path"]):
+        elif scope["type"] == "http" and is_mcp_path(scope["path"]):
             await mcp(scope, receive, send)
         else:
             await django_app(scope, receive, send)

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
 ROLES = ("supervisor", "finance")
@@ -36,9 +37,28 @@ def demo_password(explicit: str | None = None) -> str:
     return stored.read_text().strip()
 
 
+def demo_password_origin(explicit: str | None = None) -> str:
+    """Where `demo_password(explicit)` comes from: what to say where the password is not shown."""
+    if explicit:
+        return "the --password option"
+    if getattr(settings, "STUDIOX_DEMO_PASSWORD", ""):
+        return "STUDIOX_DEMO_PASSWORD"
+    return str(Path(settings.VAR_DIR) / "demo-password")
+
+
+def check_demo_password(password: str) -> None:
+    """Raise ValidationError unless `password` passes AUTH_PASSWORD_VALIDATORS for every demo
+    user (the similarity check compares it with each name and e-mail)."""
+    User = get_user_model()
+    for username in DEMO_USERS:
+        validate_password(password, User(username=username, email=f"{username}@studiox.local"))
+
+
 @transaction.atomic
 def seed_roles_and_users(*, password: str) -> list[str]:
-    """Create the roles and demo users; existing users keep their data and get `password`."""
+    """Create the roles and demo users; existing users keep their data and get `password`,
+    which must pass the password validators (ValidationError otherwise, nothing changed)."""
+    check_demo_password(password)
     for role in ROLES:
         Group.objects.get_or_create(name=role)
     User = get_user_model()

@@ -5,9 +5,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from studiox.env import env_bool, env_float, env_int, env_list, env_str
+from studiox.env import env_bool, env_float, env_int, env_list, env_proxy_ssl_header, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("STUDIOX_VAR_DIR", str(BASE_DIR / "var")))
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "csp",
     "template_partials",
     "channels",
     "rest_framework",
@@ -48,7 +50,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "studiox.api.middleware.ApiRequestLimitMiddleware",
+    "studiox.safe_input.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,8 +103,29 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Password guessing (studiox/sign_in.py): wrong passwords per account and per address (higher,
+# as colleagues may share one proxy's address), invalid API tokens per address; past a limit
+# within the cool-off, the account or address waits out the cool-off.
+STUDIOX_LOGIN_FAILURE_LIMIT = env_int("STUDIOX_LOGIN_FAILURE_LIMIT", 10)
+STUDIOX_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("STUDIOX_LOGIN_ADDRESS_FAILURE_LIMIT", 50)
+STUDIOX_TOKEN_FAILURE_LIMIT = env_int("STUDIOX_TOKEN_FAILURE_LIMIT", 20)
+STUDIOX_LOGIN_COOLOFF_MINUTES = env_int("STUDIOX_LOGIN_COOLOFF_MINUTES", 15)
+for _name in (
+    "STUDIOX_LOGIN_FAILURE_LIMIT",
+    "STUDIOX_LOGIN_ADDRESS_FAILURE_LIMIT",
+    "STUDIOX_TOKEN_FAILURE_LIMIT",
+    "STUDIOX_LOGIN_COOLOFF_MINUTES",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -123,7 +148,46 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# HTTPS in production. Off on the embedded default, which serves plain http on 127.0.0.1:
+# secure-only cookies would never come back there, and nobody could log in.
+HTTPS = env_bool("STUDIOX_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+# Load balancers probe over plain http and do not follow redirects.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("STUDIOX_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("STUDIOX_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("STUDIOX_HSTS_PRELOAD", HTTPS)
+# Only behind a proxy that always sets (never forwards) this header: anyone else could send it.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("STUDIOX_PROXY_SSL_HEADER")
+
+# Content-Security-Policy: no inline script, style or eval anywhere, so injected markup cannot
+# run. A page that must inline a script (the API docs) marks it with the request's nonce,
+# which then, and only then, joins script-src. 'self' in connect-src covers ws:/wss: too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],  # the API docs' icons are data: images in their CSS
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STUDIOX_MAX_REQUEST_BYTES", 1024 * 1024)
+# Django leaves uploaded files out of the limit above; a file upload (multipart/form-data, such
+# as the admin's knowledge import) may have this many bytes in all.
+MAX_UPLOAD_BYTES = env_int("STUDIOX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+# A request body must arrive within this many seconds (0: no limit); the web server times out
+# slow headers but not a body trickled a byte at a time.
+REQUEST_BODY_TIMEOUT = env_float("STUDIOX_REQUEST_BODY_TIMEOUT", 60.0)
 
 # Broker: Redis in production; the embedded default uses kombu's filesystem transport under
 # var/, which needs no service and still reaches worker processes. The database is the truth:
@@ -158,6 +222,25 @@ else:
     raise ImproperlyConfigured(
         f"Unexpected value STUDIOX_CHANNEL_LAYER_URL={CHANNEL_LAYER_URL}, "
         "use memory:// or redis://host:port/db"
+    )
+
+# Cache: request throttles and sign-in failure counters live here. Per process by default;
+# with more than one web process, point it at Redis (a database of its own) so that the
+# limits hold across processes.
+CACHE_URL = env_str("STUDIOX_CACHE_URL", "locmem://")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "studiox" + TEST_RUNNER_SUFFIX,
+        }
+    }
+elif CACHE_URL == "locmem://":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    raise ImproperlyConfigured(
+        f"Unexpected value STUDIOX_CACHE_URL={CACHE_URL}, use locmem:// or redis://host:port/db"
     )
 
 # Missions.
@@ -195,7 +278,8 @@ except InvalidOperation as exc:
 if not STUDIOX_FINANCE_THRESHOLD.is_finite() or STUDIOX_FINANCE_THRESHOLD < 0:
     raise ImproperlyConfigured("Unexpected STUDIOX_FINANCE_THRESHOLD, use e.g. 500.00")
 
-# LLM provider (SPEC §8): offline needs no network; the API key is never logged nor recorded.
+# LLM provider (docs/operating.md): offline needs no network; the API key is never logged
+# nor recorded.
 LLM_PROVIDERS = ("offline", "openai", "anthropic")
 STUDIOX_LLM_PROVIDER = env_str("STUDIOX_LLM_PROVIDER", "offline")
 if STUDIOX_LLM_PROVIDER not in LLM_PROVIDERS:
@@ -248,11 +332,12 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("STUDIOX_QUEUE", "studiox") + TEST_RUNNER_SU
 # REST API.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "studiox.api.authentication.TokenOrBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["studiox.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "studiox.api.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",

@@ -6,11 +6,15 @@ from django.urls import include, path
 
 from missions.refund_views import refund_new
 from studiox import views
+from studiox.sign_in import AdminSignInForm, SignInView
+
+# The admin's sign-in counts failures against the same limits as the app's.
+admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("refunds/new/", refund_new, name="refund_new"),

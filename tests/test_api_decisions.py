@@ -1,4 +1,4 @@
-"""The Decision Queue through the API: the caller's decisions, deciding one (SPEC §5, §9)."""
+"""The Decision Queue through the API: the caller's decisions, deciding one (docs/api.md)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""POST /api/events/: external events reach waiting missions, idempotently (SPEC §9)."""
+"""POST /api/events/: external events reach waiting missions, idempotently (docs/api.md)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The missions endpoints of the REST API (SPEC §9): happy paths and each refusal."""
+"""The missions endpoints of the REST API (docs/api.md): happy paths and each refusal."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Cancel and retry through the API (SPEC §4, §9)."""
+"""Cancel and retry through the API (docs/api.md)."""
 
 import pytest
 

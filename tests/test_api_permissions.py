@@ -1,4 +1,4 @@
-"""Who may do what through the API: every persona against every endpoint (SPEC §9)."""
+"""Who may do what through the API: every persona against every endpoint (docs/api.md)."""
 
 import pytest
 

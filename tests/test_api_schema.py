@@ -1,4 +1,4 @@
-"""OpenAPI at /api/schema/ and docs at /api/docs/, served without any CDN (SPEC §9, §10)."""
+"""OpenAPI at /api/schema/ and docs at /api/docs/, served without any CDN (docs/api.md)."""
 
 import re
 

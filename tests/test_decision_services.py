@@ -1,4 +1,4 @@
-"""The Decision Queue's rules, enforced in the services (SPEC §5)."""
+"""The Decision Queue's rules, enforced in the services (docs/decision-queue.md)."""
 
 import threading
 

@@ -7,9 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from missions.models import Mission
+from missions.models import Event, Mission
 from missions.runtime import _registry
-from missions.services import mission_start
+from missions.services import MissionInputError, event_deliver, mission_start
 from tests.engine_helpers import drain
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +33,19 @@ def test_start_mission_validates_and_starts(requester):
         run("start_mission", "test_count", '{"steps": -1}')
     with pytest.raises(CommandError, match="not valid JSON"):
         run("start_mission", "test_count", "{steps")
+
+
+def test_start_mission_refuses_a_nul_in_the_input_naming_the_field(requester):
+    with pytest.raises(CommandError, match=r"input\.key: NUL characters"):
+        run("start_mission", "test_event", '{"key": "A-1\\u0000"}')
+    assert not Mission.objects.exists()
+
+
+def test_an_event_with_a_nul_is_refused_by_the_service_on_every_path(requester):
+    with pytest.raises(MissionInputError) as refused:
+        event_deliver(event="shipped", key="A-1", payload={"note\x00": 1})
+    assert list(refused.value.errors) == ["payload.note\\u0000"]
+    assert not Event.objects.exists()
 
 
 def test_mission_steps_shows_every_checkpoint():

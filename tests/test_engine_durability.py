@@ -1,4 +1,4 @@
-"""Durability with real worker processes: kill -9, restarts, timers, events (SPEC §2)."""
+"""Durability with real worker processes: kill -9, restarts, timers, events (docs/concepts.md)."""
 
 import signal
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Engine rules driven in-process exactly as a worker drives them (SPEC §2–§4)."""
+"""Engine rules driven in-process exactly as a worker drives them (docs/concepts.md)."""
 
 from datetime import timedelta
 

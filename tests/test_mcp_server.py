@@ -1,4 +1,4 @@
-"""StudioX as an MCP server over streamable HTTP at /mcp (SPEC §8), through a real uvicorn."""
+"""StudioX as an MCP server over streamable HTTP at /mcp (docs/api.md), through a real uvicorn."""
 
 import asyncio
 import json

@@ -18,7 +18,7 @@ async def reached_the_tools(scope: dict, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"tools"})
 
 
-def call(token: str) -> tuple[int, dict[bytes, bytes], bytes]:
+def call(token: str, address: str = "127.0.0.1") -> tuple[int, dict[bytes, bytes], bytes]:
     """One HTTP request through the endpoint's authentication and throttling."""
     sent: list[dict] = []
 
@@ -33,6 +33,7 @@ def call(token: str) -> tuple[int, dict[bytes, bytes], bytes]:
         "method": "POST",
         "path": "/mcp",
         "headers": [(b"authorization", f"Token {token}".encode())],
+        "client": (address, 50000),
     }
     async_to_sync(TokenAuthenticated(reached_the_tools))(scope, receive, send)
     start, body = sent[0], sent[1]["body"]
@@ -72,3 +73,20 @@ def test_each_user_has_a_budget_of_their_own(requester, supervisor, two_per_minu
         call(token_for(requester))
     assert call(token_for(requester))[0] == 429
     assert call(token_for(supervisor))[0] == 200
+
+
+def test_invalid_tokens_from_one_address_lock_it_out_of_mcp_too(requester, settings):
+    settings.STUDIOX_TOKEN_FAILURE_LIMIT = 3
+    cache.clear()
+    statuses = [call(f"not-a-key-{n}", address="10.6.6.6")[0] for n in range(3)]
+    assert statuses == [401, 401, 429]
+    status, headers, body = call(token_for(requester), address="10.6.6.6")
+    assert status == 429
+    assert int(headers[b"retry-after"]) > 60
+    assert json.loads(body)["detail"].startswith("Too many requests with an invalid API token")
+    assert call(token_for(requester), address="10.0.0.3")[0] == 200
+    cache.clear()
+
+
+def test_a_token_with_a_nul_is_refused_not_looked_up(requester):
+    assert call("abc\x00def")[0] == 401

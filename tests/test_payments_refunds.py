@@ -1,4 +1,4 @@
-"""The bundled demo payments server, spawned over stdio through the MCP client (SPEC §8).
+"""The bundled demo payments server, spawned over stdio through the MCP client (docs/operating.md).
 
 Each test has its own ledger and paid amounts under tmp_path; the server is a real child
 process speaking MCP, as in production.

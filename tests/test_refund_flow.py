@@ -1,5 +1,5 @@
 """The customer refund end to end: real workers, the scheduler, and the real payments MCP
-server (spawned over stdio by the worker) with its own ledger (SPEC §3, §8)."""
+server (spawned over stdio by the worker) with its own ledger (docs/authoring.md)."""
 
 import signal
 import sqlite3

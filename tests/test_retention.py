@@ -1,4 +1,5 @@
-"""Retention (SPEC §4): old missions lose their steps and observations, keep their verdict."""
+"""Retention (docs/concepts.md): old missions lose their steps and observations, keep their
+verdict."""
 
 from datetime import timedelta
 

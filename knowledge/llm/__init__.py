@@ -1,4 +1,4 @@
-"""LLM providers behind one interface, chosen by STUDIOX_LLM_PROVIDER (SPEC §8).
+"""LLM providers behind one interface, chosen by STUDIOX_LLM_PROVIDER (docs/operating.md).
 
     from knowledge import llm
     result = llm.complete(messages=[{"role": "user", "content": "…"}], schema={...})

@@ -1,4 +1,4 @@
-"""The customer refund: the showcase mission (SPEC §3).
+"""The customer refund: the showcase mission (docs/authoring.md).
 
 Knowledge lookup, a policy check grounded in the refund policy's passages, supervisor
 approval, finance sign-off above the threshold, a cooling-off timer, the refund through the

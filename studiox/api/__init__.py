@@ -1,1 +1,1 @@
-"""The integrator REST API (SPEC §9): thin views over the apps' services and selectors."""
+"""The integrator REST API (docs/api.md): thin views over the apps' services and selectors."""

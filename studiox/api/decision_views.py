@@ -1,4 +1,4 @@
-"""The Decision Queue through the API (SPEC §5, §9): the caller's decisions, and deciding one."""
+"""The Decision Queue through the API (docs/api.md): the caller's decisions, and deciding one."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ change to REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] applies without a restart of 
 from __future__ import annotations
 
 from django.conf import settings
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 
@@ -19,3 +20,9 @@ class AnonThrottle(AnonRateThrottle):
 class UserThrottle(UserRateThrottle):
     def get_rate(self) -> str | None:
         return _rate(self.scope)
+
+
+class BadTokenThrottled(Throttled):
+    """Too many invalid API tokens from one address (studiox.api.authentication)."""
+
+    default_detail = "Too many requests with an invalid API token from your address."

@@ -1,4 +1,4 @@
-"""The REST API (SPEC §9). Each view checks the request's shape, then calls one service or
+"""The REST API (docs/api.md). Each view checks the request's shape, then calls one service or
 selector; permissions and state rules live there, errors become JSON in `exceptions`."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +22,7 @@ from studiox.api.authentication import TokenOrBearerAuthentication
 from studiox.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
 from studiox.api.idempotency import idempotency_key
 from studiox.api.pagination import NewestFirstCursorPagination
+from studiox.api.parsers import SafeJSONParser
 from studiox.api.selectors import mission_observations
 from studiox.api.serializers import (
     CancelSerializer,
@@ -58,7 +58,7 @@ class ApiView(APIView):
     # JSON in and out only (a browser gets JSON errors too), rate-limited. No docstring:
     # drf-spectacular would publish it as every operation's description.
     authentication_classes = [TokenOrBearerAuthentication, SessionAuthentication]
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     renderer_classes = [JSONRenderer]
     throttle_classes = [AnonThrottle, UserThrottle]
 

@@ -10,7 +10,11 @@
 
   var REFRESH_DELAY_MS = 250;
   var RECONNECT_MAX_MS = 10000;
-  var NO_RETRY = { 4401: "Log in again to follow live updates.", 4403: "You may not follow this mission." };
+  var NO_RETRY = {
+    4401: "Log in again to follow live updates.",
+    4403: "You may not follow this mission.",
+    4404: "This live stream does not exist."
+  };
 
   function kindLabels() {
     var node = document.getElementById("observation-kinds");
