@@ -1,0 +1,1 @@
+"""Peers measured beside StudioX by `bench.production`; they run in bench/.venv-peers."""
