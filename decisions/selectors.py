@@ -139,6 +139,17 @@ def decisions_pending_for(*, user: AbstractBaseUser) -> QuerySet[Decision]:
     return decision_queue(user=user, view="queue")
 
 
+def decisions_of_roles(*, user: AbstractBaseUser, status: str = "pending") -> QuerySet[Decision]:
+    """Decisions for the user's roles in `status`: the pending queue (oldest due first), or
+    that history (newest first)."""
+    if status == Decision.Status.PENDING:
+        return decisions_pending_for(user=user)
+    if not user.is_authenticated:
+        return Decision.objects.none()
+    mine = decisions_visible_to(user).filter(role__in=user.groups.all(), status=status)
+    return mine.order_by("-created_at", "-id")
+
+
 def decision_counts(*, user: AbstractBaseUser) -> dict[str, int]:
     return {
         "claimed": decision_queue(user=user, view="claimed").count(),

@@ -1,18 +1,18 @@
-"""Every way a decision changes. The engine calls decision_open/outcome/expire inside its
-checkpoint transaction; people call decision_decide, claim, release and reassign."""
+"""Every way people change a decision: decide, claim, release and reassign. What the engine
+calls (open, outcome, expire, withdraw) and the lock order both sides keep are in
+`decisions.waits`."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from decisions.live import decision_hint_on_commit
 from decisions.models import Decision, DecisionAudit
-from decisions.notify import notify_approvers
+from decisions.trail import decision_audit, decision_hint
+from missions.waits import mission_lock, mission_wake
+from observations.services import observation_record
 
 Status = Decision.Status
 FINAL_ACTIONS = {"approved": "approved", "rejected": "rejected"}
@@ -60,118 +60,6 @@ def _already(decision: Decision) -> str:
     return f"Already {decision.status}{who}{when}."
 
 
-def _hint(decision: Decision, change: str) -> None:
-    decision_hint_on_commit(
-        decision_id=decision.id,
-        role_id=decision.role_id,
-        change=change,
-        state=decision.live_state,
-    )
-
-
-def _audit(
-    decision: Decision,
-    action: str,
-    user: AbstractBaseUser | None = None,
-    reason: str = "",
-    before: dict | None = None,
-    after: dict | None = None,
-) -> None:
-    DecisionAudit.objects.create(
-        decision=decision,
-        action=action,
-        user=user if user and user.pk else None,
-        username=user.get_username() if user else "",
-        reason=reason,
-        before=before or {},
-        after=after or {},
-    )
-
-
-def _result(decision: Decision) -> dict:
-    return {
-        "outcome": decision.outcome or decision.status,
-        "comment": decision.comment,
-        "decided_by": decision.decided_by_name or None,
-        "decided_at": decision.decided_at.isoformat() if decision.decided_at else None,
-    }
-
-
-# --- the engine's side ---------------------------------------------------------------------
-
-
-def decision_open(
-    *,
-    mission,
-    step_name: str,
-    role: str,
-    title: str,
-    summary: str,
-    context: dict,
-    options: list[str],
-    due_at: datetime | None,
-) -> Decision:
-    """Put a decision in the queue of `role` (a Django group, created if missing); once per
-    mission step. After commit, eligible approvers are e-mailed and the role's open queue
-    pages are told to refresh."""
-    group, _ = Group.objects.get_or_create(name=role)
-    decision, created = Decision.objects.get_or_create(
-        mission=mission,
-        step_name=step_name,
-        defaults={
-            "title": title[:300],
-            "summary": summary,
-            "context": context,
-            "role": group,
-            "options": list(options) or ["approved", "rejected"],
-            "due_at": due_at,
-        },
-    )
-    if created:
-        _audit(decision, DecisionAudit.Action.OPENED, after={"role": role, "due_at": str(due_at)})
-        transaction.on_commit(lambda: notify_approvers(decision_id=decision.id))
-        _hint(decision, "opened")
-    return decision
-
-
-def decision_outcome(*, mission_id, step_name: str) -> dict | None:
-    """None while pending; else what was decided, as the engine records it."""
-    decision = Decision.objects.filter(mission_id=mission_id, step_name=step_name).first()
-    if decision is None or decision.is_pending:
-        return None
-    return _result(decision)
-
-
-def decision_expire(*, mission_id, step_name: str) -> dict:
-    """Expire a pending decision whose time is up; if someone decided first, that stands."""
-    now = timezone.now()
-    pending = Decision.objects.filter(
-        mission_id=mission_id, step_name=step_name, status=Status.PENDING
-    )
-    if pending.update(status=Status.EXPIRED, outcome="expired", decided_at=now):
-        decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
-        _audit(decision, DecisionAudit.Action.EXPIRED, reason="the time-out passed")
-        _hint(decision, "expired")
-    decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
-    return _result(decision)
-
-
-def decisions_withdraw(*, mission_id, by: AbstractBaseUser | None) -> int:
-    """Withdraw a mission's pending decisions (the mission was cancelled)."""
-    withdrawn = 0
-    for decision in Decision.objects.filter(mission_id=mission_id, status=Status.PENDING):
-        if Decision.objects.filter(id=decision.id, status=Status.PENDING).update(
-            status=Status.WITHDRAWN, outcome="withdrawn", decided_at=timezone.now()
-        ):
-            withdrawn += 1
-            decision.refresh_from_db()  # the hint carries the new state
-            _audit(decision, DecisionAudit.Action.WITHDRAWN, user=by, reason="mission cancelled")
-            _hint(decision, "withdrawn")
-    return withdrawn
-
-
-# --- people's side -------------------------------------------------------------------------
-#
 # A claim is a soft lock so two approvers do not work the same item: while a decision is
 # claimed, only the holder may decide it. Nobody overrides a claim silently, not even a
 # superuser: an administrator first releases it or reassigns it to themselves, and both are
@@ -211,19 +99,15 @@ def decision_decide(
     approvers wins (one conditional UPDATE); the other gets DecisionAlreadyDecided naming who
     decided first, or DecisionClaimedByOther if a colleague claimed it meanwhile. The mission
     resumes as soon as this commits."""
-    from missions.models import Mission
-    from missions.services import mission_wake
-    from observations.services import observation_record
-
     if outcome not in decision.options:
         raise DecisionInvalid(f"Outcome must be one of: {', '.join(decision.options)}.")
     decision_check_allowed(decision=decision, user=user)
     decision_check_claim(decision=decision, user=user)
-    # The mission's row lock first, as the engine's checkpoint takes it: a worker re-entering
+    # The mission's row lock first (the lock order in decisions.waits): a worker re-entering
     # this wait (after a pause, a lost lease) then either sees this decision or has committed
     # its wait before mission_wake looks. Otherwise it could read "pending" and re-wait after
     # mission_wake found the mission running: stuck until the time-out, or for good.
-    Mission.objects.select_for_update().filter(id=decision.mission_id).values_list("id").first()
+    mission_lock(mission_id=decision.mission_id)
     now = timezone.now()
     status = FINAL_ACTIONS.get(outcome, Status.DECIDED)
     unclaimed_or_mine = Q(claimed_by__isnull=True) | Q(claimed_by=user)
@@ -242,7 +126,7 @@ def decision_decide(
         if decision.is_pending:
             raise DecisionClaimedByOther(decision)
         raise DecisionAlreadyDecided(decision)
-    _audit(
+    decision_audit(
         decision,
         FINAL_ACTIONS.get(outcome, "decided"),
         user=user,
@@ -260,11 +144,8 @@ def decision_decide(
         data={"outcome": outcome, "by": who, "role": decision.role.name},
     )
     mission_wake(mission_id=decision.mission_id)
-    _hint(decision, "decided")
+    decision_hint(decision, "decided")
     return decision
-
-
-decide = decision_decide
 
 
 @transaction.atomic
@@ -281,10 +162,10 @@ def decision_claim(*, decision: Decision, user: AbstractBaseUser) -> Decision:
         if decision.claimed_by_id == user.id:
             return decision
         raise DecisionNotAllowed(f"{decision.claimed_by.get_username()} has already claimed this.")
-    _audit(
+    decision_audit(
         decision, DecisionAudit.Action.CLAIMED, user=user, after={"claimed_by": user.get_username()}
     )
-    _hint(decision, "claimed")
+    decision_hint(decision, "claimed")
     return decision
 
 
@@ -304,8 +185,10 @@ def decision_release(*, decision: Decision, user: AbstractBaseUser) -> Decision:
         if decision.claimed_by_id is None:
             raise DecisionInvalid("Nobody has claimed this decision.")
         raise DecisionNotAllowed("Only the person who claimed this decision can release it.")
-    _audit(decision, DecisionAudit.Action.RELEASED, user=user, before={"claimed_by": previous})
-    _hint(decision, "released")
+    decision_audit(
+        decision, DecisionAudit.Action.RELEASED, user=user, before={"claimed_by": previous}
+    )
+    decision_hint(decision, "released")
     return decision
 
 
@@ -326,7 +209,7 @@ def decision_reassign(
     decision.refresh_from_db()
     if not moved:
         raise DecisionAlreadyDecided(decision)
-    _audit(
+    decision_audit(
         decision,
         DecisionAudit.Action.REASSIGNED,
         user=by,
@@ -334,5 +217,5 @@ def decision_reassign(
         before=before,
         after={"claimed_by": to_user.get_username()},
     )
-    _hint(decision, "reassigned")
+    decision_hint(decision, "reassigned")
     return decision

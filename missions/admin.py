@@ -20,12 +20,6 @@ from missions.models import Event, EventDelivery, Mission, Step
 from observations.models import Observation
 from observations.templatetags.rail import duration, pretty_json
 
-try:  # `import a.b` (not `from a import b`) so a missing module is a ModuleNotFoundError
-    import missions.mcp_admin  # noqa: F401
-except ModuleNotFoundError as exc:  # written by another change; the rest works without it
-    if exc.name != "missions.mcp_admin":
-        raise
-
 logger = logging.getLogger(__name__)
 
 INLINE_STEPS = 300

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +19,13 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, models, transaction
-from django.db.models import Case, F, Q, When
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from missions import fastpath
+from decisions.waits import decision_expire, decision_open, decision_outcome
+from missions import postgres_fast_paths
+from missions.lease import LeaseHeartbeat, lease_acquire, lease_release, worker_identity
 from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import (
     DEFAULT_RETRY,
@@ -71,8 +70,102 @@ class IncompatibleCodeChange(NonRetryableError):
     pass
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+# --- one advance ---------------------------------------------------------------------------
+
+
+def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
+    """Advance the mission as far as one task may: one step, or more within the time slice."""
+    worker = worker or worker_identity()
+    mission = lease_acquire(mission_id, worker)
+    if mission is None:
+        return Outcome.SKIPPED
+    deadline = time.monotonic() + settings.STUDIOX_TIME_SLICE_MS / 1000
+    definition = get_definition(mission.type, mission.version)
+    steps = _load_steps(mission)
+    ctx = MissionContext(mission, definition, steps, deadline=deadline)
+    if definition is None:
+        return _finish_pass(
+            ctx,
+            lambda: ctx.fail(
+                f"mission type '{mission.type}' version {mission.version} "
+                "is not registered in this "
+                "worker; deploy its code (STUDIOX_MISSION_MODULES) and retry"
+            ),
+        )
+    with LeaseHeartbeat(mission.id, mission.fencing_token):
+        return _finish_pass(ctx, lambda: _run_function(ctx, definition))
+
+
+def _run_function(ctx: MissionContext, definition: MissionDefinition) -> None:
+    if ctx.mission.step_count == 0 and not ctx._steps and ctx.mission.status == Status.RUNNING:
+        ctx._pending_observations.append(
+            _observation("started", f"Started {definition.title}", data={"type": definition.name})
+        )
+    try:
+        verdict = definition.fn(ctx, definition.parse_input(ctx.mission.input))
+    except (_Yield, StaleLease):
+        raise
+    except Exception as exc:
+        logger.info("mission %s failed: %s", ctx.mission.id, exc)
+        message = str(exc) if isinstance(exc, NonRetryableError) else f"{type(exc).__name__}: {exc}"
+        ctx.fail(message)
+    ctx.finish(verdict)
+    raise _Yield(Outcome.FINISHED)
+
+
+def _finish_pass(ctx: MissionContext, body: Callable[[], None]) -> Outcome:
+    try:
+        body()
+        outcome = Outcome.FINISHED
+    except _Yield as stop:
+        outcome = stop.outcome
+    except StaleLease:
+        logger.warning("mission %s: lease lost, discarding this pass", ctx.mission.id)
+        _step_cache.pop(ctx.mission.id, None)
+        return Outcome.STALE
+    if outcome == Outcome.STOPPED:
+        lease_release(ctx.mission.id, ctx._token)
+    ctx.cache()
+    if outcome == Outcome.CONTINUE:
+        enqueue_advance(ctx.mission.id)
+    return outcome
+
+
+def enqueue_advance(mission_id) -> None:
+    """Send the next advance to the broker. A lost message is found again by the scheduler."""
+    from missions.tasks import advance_mission
+
+    try:
+        advance_mission.delay(str(mission_id))
+    except Exception:
+        logger.warning(
+            "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True
+        )
+
+
+def mission_check_compatibility(mission: Mission) -> str | None:
+    """Replay the mission's recorded steps against the current code, executing nothing.
+    None if the code still agrees with the record, else why it would diverge."""
+    definition = get_definition(mission.type, mission.version)
+    if definition is None:
+        return f"mission type '{mission.type}' version {mission.version} is not registered"
+    steps = list(Step.objects.filter(mission=mission).order_by("position"))
+    ctx = MissionContext(mission, definition, steps, deadline=0)
+    ctx.dry_run = True
+    try:
+        definition.fn(ctx, definition.parse_input(mission.input))
+    except _Yield:
+        return None
+    except IncompatibleCodeChange as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"the code raised {type(exc).__name__} while replaying: {exc}"
+    if len(steps) > ctx._position:
+        return f"the code now finishes after {ctx._position} steps; {len(steps)} are recorded"
+    return None
+
+
+# --- results and the replay cache ---------------------------------------------------------
 
 
 def to_json(value: Any) -> Any:
@@ -116,83 +209,6 @@ def _load_steps(mission: Mission) -> list[Step]:
     return list(Step.objects.filter(mission=mission).order_by("position"))
 
 
-# --- lease ---------------------------------------------------------------------------------
-
-
-def lease_acquire(mission_id, worker: str) -> Mission | None:
-    """Take the mission if it is runnable and nobody holds a live lease (one conditional UPDATE)."""
-    now = timezone.now()
-    expires = now + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
-    if fastpath.on_postgresql():
-        return fastpath.lease(mission_id=mission_id, worker=worker, now=now, expires=expires)
-    taken = (
-        Mission.objects.filter(id=mission_id, status__in=Mission.RUNNABLE_STATUSES)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(
-            status=Status.RUNNING,
-            lease_owner=worker,
-            lease_expires_at=expires,
-            fencing_token=F("fencing_token") + 1,
-            # A lease that expired instead of being released means its worker died mid-step.
-            lost_leases=Case(
-                When(lease_expires_at__isnull=False, then=F("lost_leases") + 1),
-                default=F("lost_leases"),
-                output_field=models.PositiveIntegerField(),
-            ),
-            updated_at=now,
-        )
-    )
-    if taken != 1:
-        return None
-    return Mission.objects.get(id=mission_id)
-
-
-class _Heartbeat:
-    """Renews the leases of steps running in this process, so a slow step is not mistaken for
-    a dead worker. One thread per process; a step only registers and unregisters."""
-
-    _lock = threading.Lock()
-    _running: dict[tuple[Any, int], int] = {}
-    _thread: threading.Thread | None = None
-
-    def __init__(self, mission_id, token: int):
-        self.key = (mission_id, token)
-
-    def __enter__(self) -> _Heartbeat:
-        with self._lock:
-            self._running[self.key] = self._running.get(self.key, 0) + 1
-            if _Heartbeat._thread is None or not _Heartbeat._thread.is_alive():
-                _Heartbeat._thread = threading.Thread(target=self._run, daemon=True)
-                _Heartbeat._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        with self._lock:
-            self._running[self.key] -= 1
-            if not self._running[self.key]:
-                del self._running[self.key]
-
-    @classmethod
-    def _run(cls) -> None:
-        while True:
-            time.sleep(settings.STUDIOX_LEASE_SECONDS / 3)
-            with cls._lock:
-                running = list(cls._running)
-            try:
-                for mission_id, token in running:
-                    # Only a lease still held: a pass that just released it must stay released.
-                    held = Mission.objects.filter(
-                        id=mission_id, fencing_token=token, lease_expires_at__isnull=False
-                    )
-                    held.update(
-                        lease_expires_at=timezone.now()
-                        + timedelta(seconds=settings.STUDIOX_LEASE_SECONDS)
-                    )
-            except Exception:  # a missed renewal only risks a takeover, which fencing makes safe
-                logger.warning("could not renew leases", exc_info=True)
-                connection.close()
-
-
 # --- the context a mission function receives ----------------------------------------------
 
 
@@ -211,7 +227,12 @@ class MissionContext:
     """The `ctx` a mission function receives (docs/authoring.md)."""
 
     def __init__(
-        self, mission: Mission, definition: MissionDefinition, steps: list[Step], deadline: float
+        self,
+        mission: Mission,
+        definition: MissionDefinition,
+        steps: list[Step],
+        *,
+        deadline: float,
     ):
         self.mission = mission
         self.definition = definition
@@ -270,11 +291,11 @@ class MissionContext:
         **kwargs: Any,
     ) -> Any:
         """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it."""
-        return self._run_step(name, Kind.STEP, lambda: fn(*args, **kwargs), retry)
+        return self._run_step(name, Kind.STEP, lambda: fn(*args, **kwargs), retry=retry)
 
     def transaction(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` inside the checkpoint's transaction: its writes commit exactly once."""
-        return self._run_step(name, Kind.TRANSACTION, lambda: fn(*args, **kwargs), None)
+        return self._run_step(name, Kind.TRANSACTION, lambda: fn(*args, **kwargs), retry=None)
 
     def call_tool(
         self,
@@ -286,7 +307,7 @@ class MissionContext:
         retry: RetryPolicy | None = None,
     ) -> Any:
         """Call `tool` on MCP server `server` as a checkpointed step, passing the step's key."""
-        from missions import mcp_client
+        from integrations import mcp_client
 
         def call() -> Any:
             try:
@@ -299,7 +320,7 @@ class MissionContext:
             except mcp_client.ToolRefusedError as exc:
                 raise NonRetryableError(f"{server}.{tool} refused: {exc}") from exc
 
-        return self._run_step(name, Kind.TOOL, call, retry)
+        return self._run_step(name, Kind.TOOL, call, retry=retry)
 
     def llm(
         self,
@@ -311,7 +332,7 @@ class MissionContext:
     ) -> dict:
         """Ask the configured LLM provider as a checkpointed step; the record keeps model,
         messages, response, token counts and latency."""
-        from knowledge import llm
+        from integrations import llm
 
         def call() -> dict:
             result = llm.complete(messages=messages, schema=schema)
@@ -320,7 +341,7 @@ class MissionContext:
         # Rate limits, timeouts and 5xx retry with back-off; a refusal (bad key, bad request,
         # a reply that keeps breaking the schema) fails clearly instead of retrying.
         policy = retry or RetryPolicy(non_retryable=(llm.LLMError,))
-        return self._run_step(name, Kind.LLM, call, policy)
+        return self._run_step(name, Kind.LLM, call, retry=policy)
 
     def sleep(self, name: str, duration: timedelta) -> None:
         """Suspend the mission for `duration`; the due time is a row, not a broker message."""
@@ -332,24 +353,31 @@ class MissionContext:
             raise ValueError("ctx.sleep_until needs a timezone-aware datetime")
         self._wait_until(name, lambda: when)
 
-    def _wait_until(self, name: str, until_of: Callable[[], datetime]) -> None:
+    def _wait_until(self, name: str, compute_due: Callable[[], datetime]) -> None:
+        """`compute_due` is asked only when the timer starts; a replay reads the recorded time."""
         step = self._enter(name, Kind.SLEEP)
         if step and step.status == Step.Status.COMPLETED:
             return None
-        until = _parse_time(step.wait.get("until")) if step else until_of()
+        until = _parse_time(step.wait.get("until")) if step else compute_due()
         if timezone.now() >= until:
-            checkpoint = self._completed(name, Kind.SLEEP, step, None, attempts=1)
+            checkpoint = self._completed_checkpoint(name, Kind.SLEEP, step, result=None, attempts=1)
             if step is not None:
-                checkpoint.observations.append(_obs("resumed", f"Timer '{name}' is up", name, {}))
+                checkpoint.observations.append(
+                    _observation("resumed", f"Timer '{name}' is up", step=name)
+                )
             self._commit(checkpoint)
             self._after_checkpoint(checkpoint.step)
             return None
-        wait = {"until": until.isoformat()}
-        self._commit(
-            self._waiting(
-                name, Kind.SLEEP, step, wait, Mission.WaitingOn.TIMER, f"timer '{name}'", until
-            )
+        checkpoint = self._waiting_checkpoint(
+            name,
+            Kind.SLEEP,
+            step,
+            wait={"until": until.isoformat()},
+            waiting_on=Mission.WaitingOn.TIMER,
+            label=f"timer '{name}'",
+            until=until,
         )
+        self._commit(checkpoint)
         raise _Yield(Outcome.WAITING)
 
     def wait_for_event(
@@ -366,20 +394,30 @@ class MissionContext:
         if received:
             # Woken by a delivery, which never changes once made: nothing to claim under the
             # mission's lock, so the checkpoint can take the one-statement path.
-            checkpoint = self._event_taken(name, step, event, key, payload, True)
+            checkpoint = self._event_resumed(
+                name, step, event=event, key=key, payload=payload, received=True
+            )
             self._commit(checkpoint)
             return self._after_checkpoint(checkpoint.step)
         now = timezone.now()
-        until = _parse_time(step.wait.get("until")) if step else _deadline(now, timeout)
+        until = _parse_time(step.wait.get("until")) if step else _due_at(now, timeout)
         with self._commit_block() as commit:
-            received, payload = _take_event(self.mission, name, event, key)
+            received, payload = _claim_event(self.mission, name, event=event, key=key)
             if received or (until and now >= until):
-                checkpoint = self._event_taken(name, step, event, key, payload, received)
+                checkpoint = self._event_resumed(
+                    name, step, event=event, key=key, payload=payload, received=received
+                )
             else:
                 wait = {"event": event, "key": key, "until": until.isoformat() if until else None}
                 label = f"event '{event}'" + (f" for {key}" if key else "")
-                checkpoint = self._waiting(
-                    name, Kind.EVENT, step, wait, Mission.WaitingOn.EVENT, label, until
+                checkpoint = self._waiting_checkpoint(
+                    name,
+                    Kind.EVENT,
+                    step,
+                    wait=wait,
+                    waiting_on=Mission.WaitingOn.EVENT,
+                    label=label,
+                    until=until,
                 )
                 checkpoint.mission_updates.update(waiting_event=event, waiting_event_key=key)
             commit(checkpoint)
@@ -387,12 +425,22 @@ class MissionContext:
             raise _Yield(Outcome.WAITING)
         return self._after_checkpoint(checkpoint.step)
 
-    def _event_taken(
-        self, name: str, step: Step | None, event: str, key: str, payload: Any, received: bool
+    def _event_resumed(
+        self,
+        name: str,
+        step: Step | None,
+        *,
+        event: str,
+        key: str,
+        payload: Any,
+        received: bool,
     ) -> _Checkpoint:
-        checkpoint = self._completed(name, Kind.EVENT, step, payload, attempts=1)
+        """The wait's checkpoint once the event arrived (`received`) or the wait timed out."""
+        checkpoint = self._completed_checkpoint(name, Kind.EVENT, step, result=payload, attempts=1)
         message = f"Received event '{event}'" if received else f"Gave up waiting for '{event}'"
-        checkpoint.observations.append(_obs("resumed", message, name, {"event": event, "key": key}))
+        checkpoint.observations.append(
+            _observation("resumed", message, step=name, data={"event": event, "key": key})
+        )
         return checkpoint
 
     def wait_for_decision(
@@ -408,13 +456,11 @@ class MissionContext:
     ) -> DecisionResult:
         """Put a Decision in the queue of `role` and suspend until someone decides it (or the
         time-out expires it: outcome "expired")."""
-        from decisions import services as decisions
-
         step = self._enter(name, Kind.DECISION)
         if step and step.status == Step.Status.COMPLETED:
             return DecisionResult.from_json(step.result)
         self._guard_worker_losses(name)
-        settled = step and decisions.decision_outcome(mission_id=self.mission.id, step_name=name)
+        settled = step and decision_outcome(mission_id=self.mission.id, step_name=name)
         if settled:
             # Woken by a decision, which never changes once made: the checkpoint needs no
             # lock held across a read, so it can take the one-statement path.
@@ -449,11 +495,9 @@ class MissionContext:
         options,
         timeout: timedelta | None,
     ) -> _Checkpoint:
-        from decisions import services as decisions
-
         if step is None:
-            due = _deadline(timezone.now(), timeout)
-            decisions.decision_open(
+            due = _due_at(timezone.now(), timeout)
+            decision_open(
                 mission=self.mission,
                 step_name=name,
                 role=role,
@@ -465,25 +509,39 @@ class MissionContext:
             )
             wait = {"role": role, "title": title, "until": due.isoformat() if due else None}
             label = f"{role} decision: {title}"
-            return self._waiting(
-                name, Kind.DECISION, None, wait, Mission.WaitingOn.DECISION, label, due
+            return self._waiting_checkpoint(
+                name,
+                Kind.DECISION,
+                None,
+                wait=wait,
+                waiting_on=Mission.WaitingOn.DECISION,
+                label=label,
+                until=due,
             )
-        result = decisions.decision_outcome(mission_id=self.mission.id, step_name=name)
+        result = decision_outcome(mission_id=self.mission.id, step_name=name)
         until = _parse_time(step.wait.get("until"))
         if result is None and until and timezone.now() >= until:
-            result = decisions.decision_expire(mission_id=self.mission.id, step_name=name)
+            result = decision_expire(mission_id=self.mission.id, step_name=name)
         if result is None:
             label = f"{step.wait['role']} decision: {step.wait['title']}"
-            return self._waiting(
-                name, Kind.DECISION, step, step.wait, Mission.WaitingOn.DECISION, label, until
+            return self._waiting_checkpoint(
+                name,
+                Kind.DECISION,
+                step,
+                wait=step.wait,
+                waiting_on=Mission.WaitingOn.DECISION,
+                label=label,
+                until=until,
             )
         return self._decision_resumed(name, step, result)
 
     def _decision_resumed(self, name: str, step: Step, result: dict) -> _Checkpoint:
-        checkpoint = self._completed(name, Kind.DECISION, step, result, attempts=1)
+        checkpoint = self._completed_checkpoint(
+            name, Kind.DECISION, step, result=result, attempts=1
+        )
         who = f" by {result['decided_by']}" if result.get("decided_by") else ""
         message = f"Resumed after {result['outcome']}{who}: {step.wait['title']}"
-        checkpoint.observations.append(_obs("resumed", message, name, result))
+        checkpoint.observations.append(_observation("resumed", message, step=name, data=result))
         return checkpoint
 
     # step execution --------------------------------------------------------------------
@@ -515,7 +573,7 @@ class MissionContext:
             )
 
     def _run_step(
-        self, name: str, kind: str, runner: Callable[[], Any], retry: RetryPolicy | None
+        self, name: str, kind: str, runner: Callable[[], Any], *, retry: RetryPolicy | None
     ) -> Any:
         step = self._enter(name, kind)
         if step and step.status == Step.Status.COMPLETED:
@@ -524,17 +582,16 @@ class MissionContext:
         if step and step.status == Step.Status.RETRYING:
             retry_at = _parse_time(step.wait.get("retry_at"))
             if retry_at and timezone.now() < retry_at:  # woken early: keep waiting
-                self._commit(
-                    self._waiting(
-                        name,
-                        kind,
-                        step,
-                        step.wait,
-                        Mission.WaitingOn.RETRY,
-                        f"retry of {name}",
-                        retry_at,
-                    )
+                checkpoint = self._waiting_checkpoint(
+                    name,
+                    kind,
+                    step,
+                    wait=step.wait,
+                    waiting_on=Mission.WaitingOn.RETRY,
+                    label=f"retry of {name}",
+                    until=retry_at,
                 )
+                self._commit(checkpoint)
                 raise _Yield(Outcome.WAITING)
         self._guard_worker_losses(name)
         attempts = (step.attempts if step else 0) + 1 + self.mission.lost_leases
@@ -543,43 +600,65 @@ class MissionContext:
         started = timezone.now()
         try:
             if kind == Kind.TRANSACTION:
-                return self._run_transaction(name, step, runner, attempts)
+                return self._run_transaction(name, step, runner, attempts=attempts)
             result = _checked_size(name, to_json(runner()))
         except (_Yield, StaleLease):
             raise
         except Exception as exc:
-            self._step_failed(name, kind, step, exc, policy, attempts, budget_start)
+            self._retry_or_fail(
+                name,
+                kind,
+                step,
+                exc=exc,
+                policy=policy,
+                attempts=attempts,
+                budget_start=budget_start,
+            )
         finally:
             self._current_step_name = None
-        checkpoint = self._completed(name, kind, step, result, attempts, started)
+        checkpoint = self._completed_checkpoint(
+            name, kind, step, result=result, attempts=attempts, started=started
+        )
         self._commit(checkpoint)
         return self._after_checkpoint(checkpoint.step)
 
-    def _run_transaction(self, name: str, step: Step | None, runner, attempts: int) -> Any:
+    def _run_transaction(
+        self, name: str, step: Step | None, runner: Callable[[], Any], *, attempts: int
+    ) -> Any:
         try:
             with self._commit_block() as commit:
                 result = _checked_size(name, to_json(runner()))
-                checkpoint = self._completed(name, Kind.TRANSACTION, step, result, attempts)
+                checkpoint = self._completed_checkpoint(
+                    name, Kind.TRANSACTION, step, result=result, attempts=attempts
+                )
                 commit(checkpoint)
         except (_Yield, StaleLease):
             raise
         except Exception as exc:
-            budget_start = step.wait.get("budget_start", 0) if step else 0
-            self._step_failed(
-                name, Kind.TRANSACTION, step, exc, DEFAULT_RETRY, attempts, budget_start
+            self._retry_or_fail(
+                name,
+                Kind.TRANSACTION,
+                step,
+                exc=exc,
+                policy=DEFAULT_RETRY,
+                attempts=attempts,
+                budget_start=step.wait.get("budget_start", 0) if step else 0,
             )
         return self._after_checkpoint(checkpoint.step)
 
-    def _step_failed(
+    def _retry_or_fail(
         self,
         name: str,
         kind: str,
         step: Step | None,
+        *,
         exc: Exception,
         policy: RetryPolicy,
         attempts: int,
         budget_start: int,
     ) -> NoReturn:
+        """After a step raised: schedule its retry if `policy` allows another attempt, else
+        fail the mission. `budget_start` is the attempt count an operator retry started from."""
         error = f"{type(exc).__name__}: {exc}"
         tries = attempts - budget_start
         retry_after = getattr(exc, "retry_after", None)
@@ -588,20 +667,25 @@ class MissionContext:
             if retry_after:
                 delay = max(delay, timedelta(seconds=float(retry_after)))
             retry_at = timezone.now() + delay
-            wait = {"retry_at": retry_at.isoformat(), "budget_start": budget_start}
-            checkpoint = self._waiting(
-                name, kind, step, wait, Mission.WaitingOn.RETRY, f"retry of {name}", retry_at
+            checkpoint = self._waiting_checkpoint(
+                name,
+                kind,
+                step,
+                wait={"retry_at": retry_at.isoformat(), "budget_start": budget_start},
+                waiting_on=Mission.WaitingOn.RETRY,
+                label=f"retry of {name}",
+                until=retry_at,
             )
             checkpoint.step.status = Step.Status.RETRYING
             checkpoint.step.attempts = attempts
             checkpoint.step.error = error
             checkpoint.observations = [
-                _obs(
+                _observation(
                     "retrying",
                     f"Step '{name}' failed (attempt {tries} of {policy.max_attempts}); "
                     f"retrying in {delay.total_seconds():.0f}s",
-                    name,
-                    {"error": error, "attempt": tries},
+                    step=name,
+                    data={"error": error, "attempt": tries},
                 )
             ]
             self._commit(checkpoint)
@@ -610,13 +694,15 @@ class MissionContext:
             message = str(exc)
         else:
             message = f"step '{name}' failed after {tries} attempts: {error}"
-        self._fail(name, kind, step, attempts, message)
+        self._fail_step(name, kind, step, attempts=attempts, message=message)
 
     # checkpoints -------------------------------------------------------------------------
 
-    def _new_or(
-        self, step: Step | None, name: str, kind: str, started: datetime | None = None
+    def _recorded_or_new_step(
+        self, step: Step | None, name: str, kind: str, *, started: datetime | None = None
     ) -> tuple[Step, bool]:
+        """The recorded `step`, or a new unsaved one at the current position; and whether it
+        is new (inserted, not updated, by the checkpoint)."""
         if step is not None:
             return step, False
         step = Step(
@@ -630,16 +716,17 @@ class MissionContext:
         )
         return step, True
 
-    def _completed(
+    def _completed_checkpoint(
         self,
         name: str,
         kind: str,
         step: Step | None,
+        *,
         result: Any,
         attempts: int,
         started: datetime | None = None,
     ) -> _Checkpoint:
-        row, created = self._new_or(step, name, kind, started)
+        row, created = self._recorded_or_new_step(step, name, kind, started=started)
         row.status, row.result, row.error = Step.Status.COMPLETED, result, ""
         row.attempts = max(attempts, row.attempts, 1)
         row.finished_at = timezone.now()
@@ -655,26 +742,29 @@ class MissionContext:
             "waiting_event_key": "",
         }
         checkpoint.observations.append(
-            _obs(
+            _observation(
                 "step_completed",
                 f"Completed {_describe(kind)} '{name}'",
-                name,
-                {"attempts": row.attempts},
+                step=name,
+                data={"attempts": row.attempts},
             )
         )
         return checkpoint
 
-    def _waiting(
+    def _waiting_checkpoint(
         self,
         name: str,
         kind: str,
         step: Step | None,
+        *,
         wait: dict,
         waiting_on: str,
         label: str,
         until: datetime | None,
     ) -> _Checkpoint:
-        row, created = self._new_or(step, name, kind)
+        """Suspend on `step`: `wait` is what the step records, `label` what the mission
+        shows, `until` when the scheduler wakes it (None: only its event or decision does)."""
+        row, created = self._recorded_or_new_step(step, name, kind)
         row.status, row.wait = Step.Status.WAITING, wait
         checkpoint = _Checkpoint(row, created)
         since = (
@@ -691,22 +781,26 @@ class MissionContext:
         if created or not since:
             until_text = f" (until {until:%Y-%m-%d %H:%M} UTC)" if until else ""
             checkpoint.observations.append(
-                _obs(
-                    "waiting", f"Waiting for {label}{until_text}", name, {"waiting_on": waiting_on}
+                _observation(
+                    "waiting",
+                    f"Waiting for {label}{until_text}",
+                    step=name,
+                    data={"waiting_on": waiting_on},
                 )
             )
         return checkpoint
 
-    def _fail(
-        self, name: str | None, kind: str | None, step: Step | None, attempts: int, message: str
+    def _fail_step(
+        self, name: str, kind: str, step: Step | None, *, attempts: int, message: str
     ) -> NoReturn:
-        checkpoint = None
-        if name and kind:
-            row, created = self._new_or(step, name, kind)
-            row.status, row.error, row.attempts = Step.Status.FAILED, message, max(attempts, 1)
-            row.finished_at = timezone.now()
-            checkpoint = _Checkpoint(row, created)
-        updates = {
+        """Record the step as failed and fail the mission with it."""
+        row, created = self._recorded_or_new_step(step, name, kind)
+        row.status, row.error, row.attempts = Step.Status.FAILED, message, max(attempts, 1)
+        row.finished_at = timezone.now()
+        self._commit_failure(_Checkpoint(row, created), message, step_name=name)
+
+    def _commit_failure(self, checkpoint: _Checkpoint, message: str, *, step_name: str) -> NoReturn:
+        checkpoint.mission_updates = {
             "status_to": Status.FAILED,
             "error": message,
             "finished_at": timezone.now(),
@@ -714,10 +808,7 @@ class MissionContext:
             "waiting_detail": "",
             "wake_at": None,
         }
-        if checkpoint is None:
-            checkpoint = _Checkpoint(None, False)  # type: ignore[arg-type]
-        checkpoint.mission_updates = updates
-        checkpoint.observations.append(_obs("failed", f"Failed: {message}", name or "", {}))
+        checkpoint.observations.append(_observation("failed", f"Failed: {message}", step=step_name))
         self._commit(checkpoint)
         raise _Yield(Outcome.FINISHED)
 
@@ -734,11 +825,12 @@ class MissionContext:
             "waiting_detail": "",
             "wake_at": None,
         }
-        checkpoint.observations.append(_obs("verdict", message, "", {"verdict": verdict}))
+        checkpoint.observations.append(_observation("verdict", message, data={"verdict": verdict}))
         self._commit(checkpoint)
 
-    def fail(self, message: str) -> None:
-        self._fail(None, None, None, 0, message)
+    def fail(self, message: str) -> NoReturn:
+        """Fail the mission outside any step; the pass ends here."""
+        self._commit_failure(_Checkpoint(None, False), message, step_name="")  # type: ignore[arg-type]
 
     def _commit_block(self):
         return _CommitBlock(self)
@@ -748,10 +840,10 @@ class MissionContext:
         # round trips. Everything else, or a fence that fails, takes the transaction below.
         if not connection.in_atomic_block and self._write(checkpoint, fast_only=True):
             return
-        with _CommitBlock(self, prefence=False) as commit:
+        with _CommitBlock(self, fence_first=False) as commit:
             commit(checkpoint)
 
-    def _write(self, checkpoint: _Checkpoint, fast_only: bool = False) -> bool:
+    def _write(self, checkpoint: _Checkpoint, *, fast_only: bool = False) -> bool:
         """Fence, then the step, the mission state and observations; inside an atomic block
         unless `fast_only` (then False means nothing was written)."""
         updates = dict(checkpoint.mission_updates)
@@ -761,16 +853,15 @@ class MissionContext:
             checkpoint.carry_on or time.monotonic() < self._deadline
         )
         lines = [*self._pending_observations, *checkpoint.observations]
-        written = fastpath.applicable(checkpoint.step, checkpoint.created, status_to) and (
-            fastpath.complete_step(
-                mission=self.mission,
-                token=self._token,
-                step=checkpoint.step,
-                created=checkpoint.created,
-                lines=lines,
-                keep_lease=keep_lease,
-                now=now,
-            )
+        fast = postgres_fast_paths.applicable(checkpoint.step, checkpoint.created, status_to)
+        written = fast and postgres_fast_paths.complete_step(
+            mission=self.mission,
+            token=self._token,
+            step=checkpoint.step,
+            created=checkpoint.created,
+            lines=lines,
+            keep_lease=keep_lease,
+            now=now,
         )
         if not written:
             if fast_only:
@@ -781,7 +872,7 @@ class MissionContext:
                 if keep_lease
                 else {"lease_owner": "", "lease_expires_at": None, "enqueued_at": now}
             )
-            self._write_with_orm(checkpoint, updates, status_to, lease, lines)
+            self._write_with_orm(checkpoint, updates, status_to=status_to, lease=lease, lines=lines)
         self._keep_lease = keep_lease and not self.interrupted
         self._pending_observations = []
         self.mission.lost_leases = 0
@@ -793,7 +884,13 @@ class MissionContext:
         return True
 
     def _write_with_orm(
-        self, checkpoint: _Checkpoint, updates: dict, status_to: str, lease: dict, lines: list
+        self,
+        checkpoint: _Checkpoint,
+        updates: dict,
+        *,
+        status_to: str,
+        lease: dict,
+        lines: list[dict],
     ) -> None:
         now = timezone.now()
         fenced = Mission.objects.filter(id=self.mission.id, fencing_token=self._token)
@@ -837,14 +934,14 @@ class _CommitBlock:
     """`with ctx._commit_block() as commit:` — one atomic checkpoint; writes inside the block
     (a decision, an event claim, a ctx.transaction body) share it."""
 
-    def __init__(self, ctx: MissionContext, prefence: bool = True):
+    def __init__(self, ctx: MissionContext, *, fence_first: bool = True):
         self.ctx = ctx
-        self.prefence = prefence
+        self.fence_first = fence_first
         self.atomic = transaction.atomic()
 
     def __enter__(self):
         self.atomic.__enter__()
-        if self.prefence:
+        if self.fence_first:
             try:
                 self._fence()
             except BaseException as exc:
@@ -867,14 +964,12 @@ class _CommitBlock:
         return self.atomic.__exit__(exc_type, exc, tb)
 
 
-def _release_lease(mission_id, token: int) -> None:
-    Mission.objects.filter(id=mission_id, fencing_token=token).update(
-        lease_owner="", lease_expires_at=None
-    )
+# --- helpers ------------------------------------------------------------------------------
 
 
-def _obs(kind: str, message: str, step: str, data: dict) -> dict:
-    return {"kind": kind, "message": message, "step": step, "data": to_json(data)}
+def _observation(kind: str, message: str, *, step: str = "", data: dict | None = None) -> dict:
+    """A rail line waiting for the checkpoint that writes it."""
+    return {"kind": kind, "message": message, "step": step, "data": to_json(data or {})}
 
 
 def _describe(kind: str) -> str:
@@ -885,20 +980,20 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _deadline(now: datetime, timeout: timedelta | None) -> datetime | None:
+def _due_at(now: datetime, timeout: timedelta | None) -> datetime | None:
     return now + timeout if timeout is not None else None
 
 
 def _delivered_payload(mission: Mission, step_name: str) -> tuple[bool, Any]:
     """Whether an event was delivered to this wait, and its payload."""
-    if fastpath.on_postgresql():
-        return fastpath.delivered_payload(mission_id=mission.id, step_name=step_name)
+    if postgres_fast_paths.on_postgresql():
+        return postgres_fast_paths.delivered_payload(mission_id=mission.id, step_name=step_name)
     delivered = Event.objects.filter(deliveries__mission=mission, deliveries__step_name=step_name)
     event = delivered.first()
     return event is not None, event.payload if event else None
 
 
-def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple[bool, Any]:
+def _claim_event(mission: Mission, step_name: str, *, event: str, key: str) -> tuple[bool, Any]:
     """The event delivered to this wait, or the oldest undelivered match, claimed atomically:
     whether there was one, and its payload."""
     received, payload = _delivered_payload(mission, step_name)
@@ -915,98 +1010,3 @@ def _take_event(mission: Mission, step_name: str, event: str, key: str) -> tuple
             EventDelivery.objects.create(mission=mission, step_name=step_name, event=candidate)
             return True, candidate.payload
     return False, None
-
-
-# --- one advance ---------------------------------------------------------------------------
-
-
-def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
-    """Advance the mission as far as one task may: one step, or more within the time slice."""
-    worker = worker or worker_identity()
-    mission = lease_acquire(mission_id, worker)
-    if mission is None:
-        return Outcome.SKIPPED
-    deadline = time.monotonic() + settings.STUDIOX_TIME_SLICE_MS / 1000
-    definition = get_definition(mission.type, mission.version)
-    steps = _load_steps(mission)
-    ctx = MissionContext(mission, definition, steps, deadline)
-    if definition is None:
-        return _finish_pass(
-            ctx,
-            lambda: ctx.fail(
-                f"mission type '{mission.type}' version {mission.version} "
-                "is not registered in this "
-                "worker; deploy its code (STUDIOX_MISSION_MODULES) and retry"
-            ),
-        )
-    with _Heartbeat(mission.id, mission.fencing_token):
-        return _finish_pass(ctx, lambda: _run_function(ctx, definition))
-
-
-def _run_function(ctx: MissionContext, definition: MissionDefinition) -> None:
-    if ctx.mission.step_count == 0 and not ctx._steps and ctx.mission.status == Status.RUNNING:
-        ctx._pending_observations.append(
-            _obs("started", f"Started {definition.title}", "", {"type": definition.name})
-        )
-    try:
-        verdict = definition.fn(ctx, definition.parse_input(ctx.mission.input))
-    except (_Yield, StaleLease):
-        raise
-    except Exception as exc:
-        logger.info("mission %s failed: %s", ctx.mission.id, exc)
-        message = str(exc) if isinstance(exc, NonRetryableError) else f"{type(exc).__name__}: {exc}"
-        ctx.fail(message)
-    ctx.finish(verdict)
-    raise _Yield(Outcome.FINISHED)
-
-
-def _finish_pass(ctx: MissionContext, body: Callable[[], None]) -> Outcome:
-    try:
-        body()
-        outcome = Outcome.FINISHED
-    except _Yield as stop:
-        outcome = stop.outcome
-    except StaleLease:
-        logger.warning("mission %s: lease lost, discarding this pass", ctx.mission.id)
-        _step_cache.pop(ctx.mission.id, None)
-        return Outcome.STALE
-    if outcome == Outcome.STOPPED:
-        _release_lease(ctx.mission.id, ctx._token)
-    ctx.cache()
-    if outcome == Outcome.CONTINUE:
-        enqueue_advance(ctx.mission.id)
-    return outcome
-
-
-def enqueue_advance(mission_id) -> None:
-    """Send the next advance to the broker. A lost message is found again by the scheduler."""
-    from missions.tasks import advance_mission
-
-    try:
-        advance_mission.delay(str(mission_id))
-    except Exception:
-        logger.warning(
-            "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True
-        )
-
-
-def mission_check_compatibility(mission: Mission) -> str | None:
-    """Replay the mission's recorded steps against the current code, executing nothing.
-    None if the code still agrees with the record, else why it would diverge."""
-    definition = get_definition(mission.type, mission.version)
-    if definition is None:
-        return f"mission type '{mission.type}' version {mission.version} is not registered"
-    steps = list(Step.objects.filter(mission=mission).order_by("position"))
-    ctx = MissionContext(mission, definition, steps, deadline=0)
-    ctx.dry_run = True
-    try:
-        definition.fn(ctx, definition.parse_input(mission.input))
-    except _Yield:
-        return None
-    except IncompatibleCodeChange as exc:
-        return str(exc)
-    except Exception as exc:
-        return f"the code raised {type(exc).__name__} while replaying: {exc}"
-    if len(steps) > ctx._position:
-        return f"the code now finishes after {ctx._position} steps; {len(steps)} are recorded"
-    return None

@@ -1,4 +1,10 @@
-"""MCP servers that `ctx.call_tool` may call, configured in the admin (or in settings)."""
+"""MCP servers that `ctx.call_tool` may call, configured in the admin (or in settings).
+
+The code that reads these rows is `integrations.mcp_client` (the client and this model's
+admin). The model stays in the missions app all the same: moving it would change its app
+label, and with it the permissions operators hold (`missions.change_mcpserver`), its content
+type and its admin addresses.
+"""
 
 from django.db import models
 

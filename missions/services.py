@@ -15,9 +15,11 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
+from decisions.waits import decisions_settled_for_waiting_step, decisions_withdraw
 from missions.engine import enqueue_advance
 from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import get_definition
+from missions.waits import mission_wake
 from observations.services import observation_record
 from studiox.safe_input import json_problem
 
@@ -145,16 +147,6 @@ def _mission_for_key(user, key: str, fingerprint: str) -> Mission | None:
     return existing
 
 
-def mission_wake(*, mission_id) -> bool:
-    """Make a waiting mission runnable now (a decision or event arrived); True if it was."""
-    woken = Mission.objects.filter(id=mission_id, status=Status.WAITING).update(
-        status=Status.RUNNING, wake_at=None, enqueued_at=timezone.now(), updated_at=timezone.now()
-    )
-    if woken:
-        _wake_on_commit(mission_id)
-    return bool(woken)
-
-
 def _changed(mission_id, allowed: tuple[str, ...], **updates) -> Mission:
     """Apply `updates` only if the mission is in one of the `allowed` states, in one
     conditional UPDATE (no read-then-write)."""
@@ -174,8 +166,6 @@ def _changed(mission_id, allowed: tuple[str, ...], **updates) -> Mission:
 @transaction.atomic
 def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str = "") -> Mission:
     """Cancel any mission that has not finished; its pending decisions are withdrawn."""
-    from decisions import services as decisions
-
     who = by.get_username() if by else "system"
     verdict = {"outcome": "cancelled", "by": who, "reason": reason}
     active = (Status.PENDING, Status.RUNNING, Status.WAITING, Status.PAUSED)
@@ -191,7 +181,7 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str
         waiting_detail="",
         wake_at=None,
     )
-    decisions.decisions_withdraw(mission_id=mission.id, by=by)
+    decisions_withdraw(mission_id=mission.id, by=by)
     observation_record(
         mission=mission,
         kind="cancelled",
@@ -392,8 +382,6 @@ def _wake_missed_events() -> int:
 def _wake_settled_decisions() -> int:
     # Deciding locks the mission row, so a decision cannot slip past a worker re-entering its
     # wait; this join is the backstop the database makes cheap (messages are hints).
-    from decisions.selectors import decisions_settled_for_waiting_step
-
     settled = list(
         Mission.objects.filter(status=Status.WAITING, waiting_on=Mission.WaitingOn.DECISION)
         .filter(Exists(decisions_settled_for_waiting_step()))

@@ -34,6 +34,19 @@ def observations_of_mission(*, mission_id) -> QuerySet[Observation]:
     return Observation.objects.filter(mission_id=mission_id)
 
 
+def mission_observations(
+    *, mission: Mission, after: int = 0, limit: int = 500
+) -> list[Observation]:
+    """The mission's rail after sequence number `after`, oldest first, at most `limit` lines."""
+    return list(Observation.objects.filter(mission=mission, id__gt=after).order_by("id")[:limit])
+
+
+def mission_recent_observations(*, mission: Mission, limit: int = 20) -> list[Observation]:
+    """The mission's last `limit` rail lines, oldest first."""
+    recent: QuerySet[Observation] = Observation.objects.filter(mission=mission).order_by("-id")
+    return list(reversed(recent[:limit]))
+
+
 def observation_payloads(observations) -> list[dict]:
     """Payloads as pushed (observation_payload), plus the mission's title for display."""
     return [

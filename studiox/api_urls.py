@@ -3,28 +3,31 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from studiox.api import views
-from studiox.api.decision_views import DecisionDecideView, DecisionsView, DecisionView
+from studiox.api import decisions, events, missions
 from studiox.api.schema import StudioXSchemaView
 
 app_name = "api"
 
 urlpatterns = [
-    path("mission-types/", views.MissionTypesView.as_view(), name="mission-types"),
-    path("missions/", views.MissionsView.as_view(), name="missions"),
-    path("missions/<str:mission_id>/", views.MissionView.as_view(), name="mission"),
-    path("missions/<str:mission_id>/steps/", views.MissionStepsView.as_view(), name="steps"),
+    path("mission-types/", missions.MissionTypesView.as_view(), name="mission-types"),
+    path("missions/", missions.MissionsView.as_view(), name="missions"),
+    path("missions/<str:mission_id>/", missions.MissionView.as_view(), name="mission"),
+    path("missions/<str:mission_id>/steps/", missions.MissionStepsView.as_view(), name="steps"),
     path(
         "missions/<str:mission_id>/observations/",
-        views.MissionObservationsView.as_view(),
+        missions.MissionObservationsView.as_view(),
         name="observations",
     ),
-    path("missions/<str:mission_id>/cancel/", views.MissionCancelView.as_view(), name="cancel"),
-    path("missions/<str:mission_id>/retry/", views.MissionRetryView.as_view(), name="retry"),
-    path("events/", views.EventsView.as_view(), name="events"),
-    path("decisions/", DecisionsView.as_view(), name="decisions"),
-    path("decisions/<str:decision_id>/", DecisionView.as_view(), name="decision"),
-    path("decisions/<str:decision_id>/decide/", DecisionDecideView.as_view(), name="decide"),
+    path("missions/<str:mission_id>/cancel/", missions.MissionCancelView.as_view(), name="cancel"),
+    path("missions/<str:mission_id>/retry/", missions.MissionRetryView.as_view(), name="retry"),
+    path("events/", events.EventsView.as_view(), name="events"),
+    path("decisions/", decisions.DecisionsView.as_view(), name="decisions"),
+    path("decisions/<str:decision_id>/", decisions.DecisionView.as_view(), name="decision"),
+    path(
+        "decisions/<str:decision_id>/decide/",
+        decisions.DecisionDecideView.as_view(),
+        name="decide",
+    ),
     path("schema/", StudioXSchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -19,7 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from studiox.api.middleware import API_PREFIX, body_too_large, content_length_refusal
 from studiox.asgi_messages import read_body, replay, send_error
-from studiox.mounts import is_mcp_path
+from studiox.mcp.http import is_mcp_path
 
 DISCONNECT: Message = {"type": "http.disconnect"}
 CLOSE = [(b"connection", b"close")]

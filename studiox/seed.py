@@ -1,7 +1,6 @@
 """Demo data for the embedded default: roles, users, and whatever each app seeds."""
 
 import secrets
-from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
@@ -9,6 +8,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+
+from knowledge import seed as knowledge_seed
 
 ROLES = ("supervisor", "finance")
 DEMO_USERS = {
@@ -20,14 +21,14 @@ DEMO_USERS = {
     "integrator": {"groups": (), "is_staff": False, "permissions": ("missions.add_event",)},
 }
 # Apps add their own demo data by exposing `seed_demo()` in these modules.
-APP_SEEDERS = ("knowledge.seed",)
+APP_SEEDERS = (knowledge_seed,)
 
 
 def demo_password(explicit: str | None = None) -> str:
     """The demo password: given, from STUDIOX_DEMO_PASSWORD, or made once and kept under var/."""
     if explicit:
         return explicit
-    from_env = getattr(settings, "STUDIOX_DEMO_PASSWORD", "")
+    from_env = settings.STUDIOX_DEMO_PASSWORD
     if from_env:
         return from_env
     stored = Path(settings.VAR_DIR) / "demo-password"
@@ -41,7 +42,7 @@ def demo_password_origin(explicit: str | None = None) -> str:
     """Where `demo_password(explicit)` comes from: what to say where the password is not shown."""
     if explicit:
         return "the --password option"
-    if getattr(settings, "STUDIOX_DEMO_PASSWORD", ""):
+    if settings.STUDIOX_DEMO_PASSWORD:
         return "STUDIOX_DEMO_PASSWORD"
     return str(Path(settings.VAR_DIR) / "demo-password")
 
@@ -87,14 +88,7 @@ def _permissions(names: tuple[str, ...]) -> list[Permission]:
 
 
 def seed_apps() -> list[str]:
-    seeded = []
-    for module_name in APP_SEEDERS:
-        try:
-            module = import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    """Run every app's demo seeder; the names of the modules that ran."""
+    for module in APP_SEEDERS:
         module.seed_demo()
-        seeded.append(module_name)
-    return seeded
+    return [module.__name__ for module in APP_SEEDERS]

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "decisions",
     "observations",
     "knowledge",
+    "integrations",
 ]
 
 MIDDLEWARE = [

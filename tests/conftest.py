@@ -4,6 +4,11 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 
+# Fixtures of tests.support, offered to every test that asks for one by name.
+from tests.support.live import live_web, live_web_factory, live_worker  # noqa: F401
+from tests.support.llm import llm_server  # noqa: F401
+from tests.support.rail import fast_polls  # noqa: F401
+
 IN_CI = os.getenv("CI") == "true"
 
 
@@ -84,7 +89,7 @@ def admin_user(db) -> User:
 @pytest.fixture
 def processes(tmp_path):
     """Real worker/scheduler processes; every one is stopped by pid when the test ends."""
-    from tests.workers import Processes
+    from tests.support.processes import Processes
 
     group = Processes(tmp_path)
     yield group

@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from missions import mcp_client
+from integrations import mcp_client
 
 _real_call_tool = mcp_client.call_tool
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from missions.models import Event, Mission
-from tests.api_helpers import client_for, fresh_throttles, grant  # noqa: F401
+from tests.support.api import api_client, fresh_throttles, grant  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,7 +18,7 @@ def at_once(path: str, body: dict, key: str, user) -> list:
     """POST the same request from two threads released together."""
     barrier = threading.Barrier(2)
     responses: list = [None, None]
-    clients = [client_for(user), client_for(user)]
+    clients = [api_client(user), api_client(user)]
 
     def post(index: int) -> None:
         try:

@@ -3,14 +3,14 @@
 import pytest
 
 from decisions.models import Decision
-from tests.api_helpers import client_for, fresh_throttles, waiting_for_decision  # noqa: F401
-from tests.engine_helpers import drain
+from tests.support.api import api_client, fresh_throttles, waiting_for_decision  # noqa: F401
+from tests.support.engine import drain
 
 pytestmark = pytest.mark.django_db
 
 
 def decide(user, decision, outcome="approved", comment="ok"):
-    return client_for(user).post(
+    return api_client(user).post(
         f"/api/decisions/{decision.id}/decide/",
         {"outcome": outcome, "comment": comment},
         format="json",
@@ -19,7 +19,7 @@ def decide(user, decision, outcome="approved", comment="ok"):
 
 def test_the_list_holds_the_pending_decisions_of_my_roles(requester, supervisor, finance):
     mission, decision = waiting_for_decision(requester)
-    response = client_for(supervisor).get("/api/decisions/", {"status": "pending"})
+    response = api_client(supervisor).get("/api/decisions/", {"status": "pending"})
     assert response.status_code == 200
     [item] = response.json()
     assert (item["id"], item["mission"], item["role"]) == (
@@ -33,8 +33,8 @@ def test_the_list_holds_the_pending_decisions_of_my_roles(requester, supervisor,
         ["approved", "rejected"],
     )
     assert item["context"] == {"n": 1}
-    assert client_for(finance).get("/api/decisions/").json() == []
-    assert client_for(requester).get("/api/decisions/").json() == []
+    assert api_client(finance).get("/api/decisions/").json() == []
+    assert api_client(requester).get("/api/decisions/").json() == []
 
 
 def test_deciding_approves_and_resumes_the_mission(requester, supervisor):
@@ -51,9 +51,9 @@ def test_deciding_approves_and_resumes_the_mission(requester, supervisor):
     mission.refresh_from_db()
     assert mission.status == "running"
     assert drain(mission).verdict == {"outcome": "approved", "by": "supervisor"}
-    decided = client_for(supervisor).get("/api/decisions/", {"status": "approved"}).json()
+    decided = api_client(supervisor).get("/api/decisions/", {"status": "approved"}).json()
     assert [d["id"] for d in decided] == [decision.id]
-    assert client_for(supervisor).get("/api/decisions/").json() == []
+    assert api_client(supervisor).get("/api/decisions/").json() == []
 
 
 def test_a_second_decision_is_a_409_naming_who_decided_first(requester, supervisor, admin_user):
@@ -81,7 +81,7 @@ def test_deciding_is_refused_outside_the_role_and_on_ones_own_mission(
 
 def test_the_requester_sees_but_may_not_decide(requester):
     _, decision = waiting_for_decision(requester)
-    assert client_for(requester).get(f"/api/decisions/{decision.id}/").status_code == 200
+    assert api_client(requester).get(f"/api/decisions/{decision.id}/").status_code == 200
     response = decide(requester, decision)
     assert response.status_code == 403
     assert "supervisor" in response.json()["detail"]
@@ -90,7 +90,7 @@ def test_the_requester_sees_but_may_not_decide(requester):
 @pytest.mark.parametrize("body, field", [({"outcome": "maybe"}, "outcome"), ({}, "outcome")])
 def test_a_bad_outcome_is_a_400(requester, supervisor, body, field):
     _, decision = waiting_for_decision(requester)
-    response = client_for(supervisor).post(
+    response = api_client(supervisor).post(
         f"/api/decisions/{decision.id}/decide/", body, format="json"
     )
     assert response.status_code == 400
@@ -101,7 +101,7 @@ def test_a_bad_outcome_is_a_400(requester, supervisor, body, field):
 
 @pytest.mark.parametrize("decision_id", ["999999", "abc", "99999999999999999999999", "³", "-1"])
 def test_an_unknown_decision_is_a_404(supervisor, decision_id):
-    client = client_for(supervisor)
+    client = api_client(supervisor)
     assert client.get(f"/api/decisions/{decision_id}/").status_code == 404
     decide = client.post(
         f"/api/decisions/{decision_id}/decide/", {"outcome": "approved"}, format="json"
@@ -111,14 +111,14 @@ def test_an_unknown_decision_is_a_404(supervisor, decision_id):
 
 
 def test_a_bad_status_filter_is_a_400(supervisor):
-    response = client_for(supervisor).get("/api/decisions/", {"status": "maybe"})
+    response = api_client(supervisor).get("/api/decisions/", {"status": "maybe"})
     assert response.status_code == 400
     assert "status" in response.json()["errors"]
 
 
 def test_cancelling_a_mission_withdraws_its_decision(requester, supervisor):
     mission, decision = waiting_for_decision(requester)
-    response = client_for(requester).post(f"/api/missions/{mission.id}/cancel/", {}, format="json")
+    response = api_client(requester).post(f"/api/missions/{mission.id}/cancel/", {}, format="json")
     assert response.status_code == 200
     decision.refresh_from_db()
     assert decision.status == "withdrawn"

@@ -3,8 +3,8 @@
 import pytest
 
 from missions.models import Event, Mission
-from tests.api_helpers import client_for, fresh_throttles, grant, started, waiting_for_event  # noqa: F401
-from tests.engine_helpers import drain
+from tests.support.api import api_client, fresh_throttles, grant, waiting_for_event  # noqa: F401
+from tests.support.engine import drain, started
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def integrator(db):
 
 def send(user, body: dict, key: str = ""):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    return client_for(user).post("/api/events/", body, format="json", **headers)
+    return api_client(user).post("/api/events/", body, format="json", **headers)
 
 
 def test_it_wakes_the_mission_waiting_for_the_event(requester, integrator):

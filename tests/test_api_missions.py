@@ -3,14 +3,14 @@
 import pytest
 
 from missions.models import Mission
-from tests.api_helpers import client_for, failed, fresh_throttles, started  # noqa: F401
-from tests.engine_helpers import drain
+from tests.support.api import api_client, failed, fresh_throttles  # noqa: F401
+from tests.support.engine import drain, started
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_lists_mission_types_with_their_input_schema(requester):
-    response = client_for(requester).get("/api/mission-types/")
+    response = api_client(requester).get("/api/mission-types/")
     assert response.status_code == 200
     types = {item["name"]: item for item in response.json()}
     count = types["test_count"]
@@ -20,7 +20,7 @@ def test_it_lists_mission_types_with_their_input_schema(requester):
 
 
 def test_it_starts_a_mission(requester):
-    response = client_for(requester).post(
+    response = api_client(requester).post(
         "/api/missions/", {"type": "test_count", "input": {"steps": 2}}, format="json"
     )
     assert response.status_code == 201, response.json()
@@ -34,7 +34,7 @@ def test_it_starts_a_mission(requester):
 
 
 def test_it_refuses_an_unknown_type_naming_the_field(requester):
-    response = client_for(requester).post(
+    response = api_client(requester).post(
         "/api/missions/", {"type": "nope", "input": {}}, format="json"
     )
     assert response.status_code == 400
@@ -45,7 +45,7 @@ def test_it_refuses_an_unknown_type_naming_the_field(requester):
 
 
 def test_it_refuses_invalid_input_with_field_errors_under_input(requester):
-    response = client_for(requester).post(
+    response = api_client(requester).post(
         "/api/missions/",
         {"type": "test_refuse", "input": {"order_id": "A-1", "amount": "-5"}},
         format="json",
@@ -67,7 +67,7 @@ def test_it_refuses_invalid_input_with_field_errors_under_input(requester):
     ],
 )
 def test_it_refuses_a_malformed_start_request(requester, payload, field):
-    response = client_for(requester).post("/api/missions/", payload, format="json")
+    response = api_client(requester).post("/api/missions/", payload, format="json")
     assert response.status_code == 400
     assert field in response.json()["errors"]
 
@@ -76,7 +76,7 @@ def test_it_lists_visible_missions_newest_first(requester, outsider):
     first = started(requester)
     second = started(requester, "test_sleep", seconds=1)
     started(outsider)
-    response = client_for(requester).get("/api/missions/")
+    response = api_client(requester).get("/api/missions/")
     assert response.status_code == 200
     body = response.json()
     assert [m["id"] for m in body["results"]] == [str(second.id), str(first.id)]
@@ -86,7 +86,7 @@ def test_it_lists_visible_missions_newest_first(requester, outsider):
 def test_it_filters_the_list_by_status_and_type(requester):
     done = drain(started(requester))
     pending = started(requester, "test_sleep", seconds=1)
-    client = client_for(requester)
+    client = api_client(requester)
     by_status = client.get("/api/missions/", {"status": "succeeded"}).json()["results"]
     assert [m["id"] for m in by_status] == [str(done.id)]
     by_type = client.get("/api/missions/", {"type": "test_sleep"}).json()["results"]
@@ -95,7 +95,7 @@ def test_it_filters_the_list_by_status_and_type(requester):
 
 def test_it_pages_the_list_with_a_cursor(requester):
     ids = [str(started(requester).id) for _ in range(5)]
-    client = client_for(requester)
+    client = api_client(requester)
     seen = []
     url = "/api/missions/?page_size=2"
     while url:
@@ -110,14 +110,14 @@ def test_it_pages_the_list_with_a_cursor(requester):
     [{"status": "sleeping"}, {"cursor": "bz14"}, {"cursor": "cD1ub3BlJnI9MA=="}],
 )
 def test_it_refuses_a_bad_list_query(requester, query):
-    response = client_for(requester).get("/api/missions/", query)
+    response = api_client(requester).get("/api/missions/", query)
     assert response.status_code == 400
     assert set(response.json()["errors"]) == set(query)
 
 
 def test_it_shows_where_a_mission_stands(requester):
     mission = drain(started(requester, "test_event", key="order-7"))
-    body = client_for(requester).get(f"/api/missions/{mission.id}/").json()
+    body = api_client(requester).get(f"/api/missions/{mission.id}/").json()
     assert body["status"] == "waiting"
     assert body["current_step"] == "shipment"
     assert body["waiting_on"] == "event"
@@ -129,7 +129,7 @@ def test_it_shows_where_a_mission_stands(requester):
 def test_it_shows_the_verdict_and_error_of_finished_missions(requester):
     done = drain(started(requester))
     broken = failed(requester)
-    client = client_for(requester)
+    client = api_client(requester)
     assert client.get(f"/api/missions/{done.id}/").json()["verdict"] == {
         "outcome": "counted",
         "total": 1,
@@ -142,20 +142,20 @@ def test_it_shows_the_verdict_and_error_of_finished_missions(requester):
 )
 def test_it_answers_404_for_unknown_ids(requester, mission_id):
     for suffix in ("", "steps/", "observations/"):
-        response = client_for(requester).get(f"/api/missions/{mission_id}/{suffix}")
+        response = api_client(requester).get(f"/api/missions/{mission_id}/{suffix}")
         assert response.status_code == 404
         assert mission_id in response.json()["detail"]
 
 
 def test_it_answers_404_for_a_mission_of_someone_else(requester, outsider):
     mission = started(requester)
-    response = client_for(outsider).get(f"/api/missions/{mission.id}/")
+    response = api_client(outsider).get(f"/api/missions/{mission.id}/")
     assert response.status_code == 404
 
 
 def test_it_lists_the_checkpoints(requester):
     mission = drain(started(requester, steps=2))
-    body = client_for(requester).get(f"/api/missions/{mission.id}/steps/").json()
+    body = api_client(requester).get(f"/api/missions/{mission.id}/steps/").json()
     steps = body["results"]
     assert [(s["name"], s["position"], s["status"]) for s in steps] == [
         ("n:0", 0, "completed"),
@@ -175,7 +175,7 @@ def test_it_lists_the_checkpoints(requester):
 
 def test_it_reads_the_rail_from_a_sequence_number(requester):
     mission = drain(started(requester, steps=2))
-    client = client_for(requester)
+    client = api_client(requester)
     url = f"/api/missions/{mission.id}/observations/"
     everything = client.get(url).json()
     seqs = [o["seq"] for o in everything["results"]]
@@ -193,7 +193,7 @@ def test_it_reads_the_rail_from_a_sequence_number(requester):
 @pytest.mark.parametrize("after", ["x", "-1", "1.5"])
 def test_it_refuses_a_bad_after(requester, after):
     mission = started(requester)
-    response = client_for(requester).get(
+    response = api_client(requester).get(
         f"/api/missions/{mission.id}/observations/", {"after": after}
     )
     assert response.status_code == 400
@@ -206,7 +206,7 @@ def test_a_list_page_costs_the_same_queries_for_2_or_20_missions(persona, reques
     from django.test.utils import CaptureQueriesContext
 
     user = request.getfixturevalue(persona)
-    client = client_for(user)
+    client = api_client(user)
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:

@@ -2,14 +2,14 @@
 
 import pytest
 
-from tests.api_helpers import client_for, failed, fresh_throttles, grant, started  # noqa: F401
-from tests.engine_helpers import drain
+from tests.support.api import api_client, failed, fresh_throttles, grant  # noqa: F401
+from tests.support.engine import drain, started
 
 pytestmark = pytest.mark.django_db
 
 
 def post(user, mission, action: str, body: dict | None = None):
-    return client_for(user).post(f"/api/missions/{mission.id}/{action}/", body or {}, format="json")
+    return api_client(user).post(f"/api/missions/{mission.id}/{action}/", body or {}, format="json")
 
 
 def test_the_requester_cancels_their_mission_with_a_reason(requester):

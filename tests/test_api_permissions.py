@@ -2,13 +2,8 @@
 
 import pytest
 
-from tests.api_helpers import (  # noqa: F401
-    client_for,
-    failed,
-    fresh_throttles,
-    started,
-    waiting_for_decision,
-)
+from tests.support.api import api_client, failed, fresh_throttles, waiting_for_decision  # noqa: F401
+from tests.support.engine import started
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +60,7 @@ def act(action: str, client, requester):
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_the_permission_matrix(persona, action, request, requester):
     user = None if persona == "anonymous" else request.getfixturevalue(persona)
-    client = client_for(user)
+    client = api_client(user)
     client.default_format = "json"
     expected = MATRIX[action][PERSONAS.index(persona)]
     response = act(action, client, requester)
@@ -81,7 +76,7 @@ def test_each_persona_lists_only_the_missions_it_may_see(
     started(finance)
 
     def listed(user) -> set[str]:
-        return {m["id"] for m in client_for(user).get("/api/missions/").json()["results"]}
+        return {m["id"] for m in api_client(user).get("/api/missions/").json()["results"]}
 
     assert listed(requester) == {str(own.id), str(with_decision.id)}
     assert listed(supervisor) == {str(with_decision.id)}

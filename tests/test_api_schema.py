@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from missions.selectors import mission_types
-from tests.api_helpers import fresh_throttles  # noqa: F401
+from tests.support.api import fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

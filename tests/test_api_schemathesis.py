@@ -14,12 +14,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from studiox.safe_input import MAX_JSON_DEPTH
-from tests.api_helpers import (  # noqa: F401
-    fresh_throttles,
-    started,
-    token_for,
-    waiting_for_decision,
-)
+from tests.support.api import fresh_throttles, token_for, waiting_for_decision  # noqa: F401
+from tests.support.engine import started
 
 pytestmark = pytest.mark.django_db
 

@@ -1,12 +1,12 @@
 """Django admin for decisions: filters, read-only audit, and reassignment with a reason."""
 
 import pytest
-from django.test import Client
 
 from decisions.models import Decision
 from missions.services import mission_start
 from tests.conftest import make_user
-from tests.engine_helpers import drain
+from tests.support.engine import drain
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +18,7 @@ def decision(requester) -> Decision:
 
 
 def test_the_changelist_filters_overdue_and_by_status(decision, admin_user):
-    client = Client()
-    client.force_login(admin_user)
+    client = logged_in(admin_user)
     assert (
         "Approve 50"
         in client.get("/admin/decisions/decision/?status__exact=pending").content.decode()
@@ -31,8 +30,7 @@ def test_the_changelist_filters_overdue_and_by_status(decision, admin_user):
 
 def test_an_admin_reassigns_with_a_recorded_reason(decision, admin_user):
     colleague = make_user("colleague", "supervisor")
-    client = Client()
-    client.force_login(admin_user)
+    client = logged_in(admin_user)
     form = client.post(
         "/admin/decisions/decision/", {"action": "reassign", "_selected_action": [decision.id]}
     )

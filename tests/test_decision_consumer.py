@@ -12,25 +12,15 @@ from django.contrib.auth.models import AnonymousUser
 from decisions.consumers import CLOSE_UNAUTHENTICATED, DecisionQueueConsumer
 from decisions.live import hints_flush
 from decisions.models import Decision
-from decisions.services import decision_claim, decision_open
-from missions.models import Mission
+from decisions.services import decision_claim
+from tests.support.decisions import open_decision
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def open_decision(requester, role: str = "supervisor") -> Decision:
-    # A bare row: no worker is needed to open a decision, and none is enqueued.
-    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    decision = decision_open(
-        mission=mission,
-        step_name="approval",
-        role=role,
-        title="Approve 60",
-        summary="",
-        context={},
-        options=["approved", "rejected"],
-        due_at=None,
-    )
+def opened(requester, role: str = "supervisor") -> Decision:
+    """A pending decision whose "opened" hint has already gone out."""
+    decision = open_decision(requester, "Approve 60", role=role)
     hints_flush()
     return decision
 
@@ -59,7 +49,7 @@ def test_an_anonymous_reader_is_refused():
 def test_a_role_member_is_told_when_a_decision_of_the_role_opens(requester, supervisor):
     async def body():
         communicator = await connected(supervisor)
-        decision = await database_sync_to_async(open_decision)(requester)
+        decision = await database_sync_to_async(opened)(requester)
         hint = await communicator.receive_json_from(timeout=5)
         assert hint == {
             "type": "refresh",
@@ -74,7 +64,7 @@ def test_a_role_member_is_told_when_a_decision_of_the_role_opens(requester, supe
 
 def test_a_claim_is_a_hint_too(requester, supervisor):
     async def body():
-        decision = await database_sync_to_async(open_decision)(requester)
+        decision = await database_sync_to_async(opened)(requester)
         communicator = await connected(supervisor)
 
         def claim():
@@ -92,7 +82,7 @@ def test_a_claim_is_a_hint_too(requester, supervisor):
 def test_other_roles_and_people_without_a_role_hear_nothing(requester, finance, outsider):
     async def body():
         readers = [await connected(finance), await connected(outsider)]
-        await database_sync_to_async(open_decision)(requester, "supervisor")
+        await database_sync_to_async(opened)(requester, "supervisor")
         for communicator in readers:
             assert await communicator.receive_nothing(timeout=0.5)
             await communicator.disconnect()
@@ -108,7 +98,7 @@ def test_an_idle_connection_outlives_the_layers_blocking_reads(requester, superv
     async def body():
         communicator = await connected(supervisor)
         await asyncio.sleep(11)
-        decision = await database_sync_to_async(open_decision)(requester)
+        decision = await database_sync_to_async(opened)(requester)
         hint = await communicator.receive_json_from(timeout=5)
         assert (hint["decision"], hint["change"]) == (decision.id, "opened")
         await communicator.disconnect()

@@ -8,31 +8,22 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from decisions.models import Decision
-from decisions.services import (
-    DecisionAlreadyDecided,
-    decide,
-    decision_expire,
-    decision_open,
-    decision_outcome,
-    decisions_withdraw,
-)
-from missions.models import Mission
+from decisions.services import DecisionAlreadyDecided, decision_decide
+from decisions.waits import decision_expire, decision_open, decision_outcome, decisions_withdraw
 from tests.conftest import make_user
+from tests.support.decisions import open_decision
 
 pytestmark = pytest.mark.django_db
 
 
-def opened(requester, *, role="supervisor", options=("approved", "rejected"), step="approval"):
-    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    return decision_open(
-        mission=mission,
-        step_name=step,
-        role=role,
-        title="Refund 40.00 EUR for A-1",
+def opened(requester, **decision) -> Decision:
+    return open_decision(
+        requester,
+        "Refund 40.00 EUR for A-1",
         summary="Within the window",
         context={"amount": "40.00 EUR"},
-        options=list(options),
-        due_at=timezone.now() + timedelta(days=2),
+        due_in=timedelta(days=2),
+        **decision,
     )
 
 
@@ -61,7 +52,7 @@ def test_a_role_that_does_not_exist_yet_is_created(requester):
 def test_the_outcome_is_none_while_pending_then_what_was_decided(requester, supervisor):
     decision = opened(requester)
     assert decision_outcome(mission_id=decision.mission_id, step_name="approval") is None
-    decide(decision=decision, user=supervisor, outcome="approved", comment="ok")
+    decision_decide(decision=decision, user=supervisor, outcome="approved", comment="ok")
     result = decision_outcome(mission_id=decision.mission_id, step_name="approval")
     assert result["outcome"] == "approved" and result["comment"] == "ok"
     assert result["decided_by"] == "supervisor"
@@ -70,7 +61,7 @@ def test_the_outcome_is_none_while_pending_then_what_was_decided(requester, supe
 
 def test_a_custom_option_is_stored_as_decided_with_its_outcome(requester, supervisor):
     decision = opened(requester, options=("approved", "rejected", "escalate"))
-    decide(decision=decision, user=supervisor, outcome="escalate")
+    decision_decide(decision=decision, user=supervisor, outcome="escalate")
     decision.refresh_from_db()
     assert (decision.status, decision.outcome) == ("decided", "escalate")
     assert decision_outcome(mission_id=decision.mission_id, step_name="approval")["outcome"] == (
@@ -78,7 +69,7 @@ def test_a_custom_option_is_stored_as_decided_with_its_outcome(requester, superv
     )
     assert decision.audit.filter(action="decided", username="supervisor").exists()
     with pytest.raises(DecisionAlreadyDecided, match=r"Already decided \(escalate\) by supervisor"):
-        decide(decision=decision, user=supervisor, outcome="approved")
+        decision_decide(decision=decision, user=supervisor, outcome="approved")
 
 
 def test_expiry_turns_a_pending_decision_into_expired(requester):
@@ -92,7 +83,7 @@ def test_expiry_turns_a_pending_decision_into_expired(requester):
 
 def test_expiry_after_someone_decided_returns_their_decision(requester, supervisor):
     decision = opened(requester)
-    decide(decision=decision, user=supervisor, outcome="rejected", comment="no receipt")
+    decision_decide(decision=decision, user=supervisor, outcome="rejected", comment="no receipt")
     result = decision_expire(mission_id=decision.mission_id, step_name="approval")
     assert (result["outcome"], result["decided_by"], result["comment"]) == (
         "rejected",
@@ -107,7 +98,7 @@ def test_nobody_may_decide_an_expired_decision(requester, supervisor):
     decision = opened(requester)
     decision_expire(mission_id=decision.mission_id, step_name="approval")
     with pytest.raises(DecisionAlreadyDecided, match="Already expired"):
-        decide(decision=decision, user=supervisor, outcome="approved")
+        decision_decide(decision=decision, user=supervisor, outcome="approved")
 
 
 def test_withdrawing_leaves_decided_ones_alone(requester, supervisor, admin_user):
@@ -122,7 +113,7 @@ def test_withdrawing_leaves_decided_ones_alone(requester, supervisor, admin_user
         options=["approved", "rejected"],
         due_at=None,
     )
-    decide(decision=first, user=supervisor, outcome="approved")
+    decision_decide(decision=first, user=supervisor, outcome="approved")
     assert decisions_withdraw(mission_id=first.mission_id, by=admin_user) == 1
     assert Decision.objects.get(id=first.id).status == "approved"
     second.refresh_from_db()
@@ -131,7 +122,7 @@ def test_withdrawing_leaves_decided_ones_alone(requester, supervisor, admin_user
         "withdrawn"
     )
     with pytest.raises(DecisionAlreadyDecided, match="the mission was cancelled"):
-        decide(decision=second, user=make_user("finance2", "finance"), outcome="approved")
+        decision_decide(decision=second, user=make_user("finance2", "finance"), outcome="approved")
 
 
 def test_overdue_means_pending_and_past_its_due_time(requester, supervisor):
@@ -139,7 +130,7 @@ def test_overdue_means_pending_and_past_its_due_time(requester, supervisor):
     assert not decision.is_overdue
     decision.due_at = timezone.now() - timedelta(minutes=1)
     assert decision.is_overdue
-    decide(decision=decision, user=supervisor, outcome="approved")
+    decision_decide(decision=decision, user=supervisor, outcome="approved")
     decision.refresh_from_db()
     decision.due_at = timezone.now() - timedelta(minutes=1)
     assert not decision.is_overdue

@@ -12,25 +12,11 @@ from django.db import connection, transaction
 
 from decisions.live import hints_flush, push_hints, role_group
 from decisions.models import Decision
-from decisions.services import decision_claim, decision_open, decision_release
-from missions.models import Mission
-from tests.rail_helpers import run
+from decisions.services import decision_claim, decision_release
+from tests.support.decisions import open_decision
+from tests.support.rail import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def open_decision(requester, step: str = "approval") -> Decision:
-    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    return decision_open(
-        mission=mission,
-        step_name=step,
-        role="supervisor",
-        title=f"Approve {step}",
-        summary="",
-        context={},
-        options=["approved", "rejected"],
-        due_at=None,
-    )
 
 
 async def nothing_within(layer, channel: str, seconds: float = 0.5) -> bool:
@@ -46,13 +32,13 @@ def test_nothing_is_pushed_for_an_opening_that_rolls_back(requester, supervisor)
 
     def rolled_back() -> None:
         with pytest.raises(RuntimeError), transaction.atomic():
-            open_decision(requester, "never")
+            open_decision(requester, "Approve never", step="never")
             raise RuntimeError("the checkpoint failed")
         hints_flush()
 
     def committed() -> int:
         with transaction.atomic():
-            decision = open_decision(requester, "kept")
+            decision = open_decision(requester, "Approve kept", step="kept")
         hints_flush()
         return decision.id
 
@@ -82,7 +68,7 @@ def test_nothing_is_pushed_for_an_opening_that_rolls_back(requester, supervisor)
 def test_hints_from_a_worker_thread_keep_arriving(requester, supervisor, caplog):
     """A Celery worker is plain sync code with no event loop; pushing from it many times in a
     row must keep working (the "Event loop is closed" failure of channels_redis #332)."""
-    decision = open_decision(requester)
+    decision = open_decision(requester, "Approve approval")
     hints_flush()  # the "opened" hint goes out before the listener joins
     listener = channel_layers.make_backend("default")
     rounds = 15

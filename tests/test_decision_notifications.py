@@ -5,7 +5,8 @@ import pytest
 from django.test import override_settings
 
 from decisions.models import Decision
-from decisions.services import decide, decision_open
+from decisions.services import decision_decide
+from decisions.waits import decision_open
 from missions.models import Mission
 from tests.conftest import make_user
 
@@ -52,7 +53,7 @@ def test_whoever_decided_an_earlier_tier_is_not_mailed_for_the_next(
     make_user("fin", "finance", email="fin@example.com")
     mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
     first = open_for(mission, "approval", "supervisor")
-    decide(decision=first, user=both, outcome="approved")
+    decision_decide(decision=first, user=both, outcome="approved")
     with django_capture_on_commit_callbacks(execute=True):
         open_for(mission, "signoff", "finance")
     assert [m.to for m in mailoutbox] == [["fin@example.com"]]

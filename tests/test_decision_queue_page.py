@@ -7,37 +7,16 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from decisions.models import Decision
-from decisions.services import decide, decision_claim, decision_open
-from missions.models import Mission
+from decisions.services import decision_claim, decision_decide
 from tests.conftest import make_user
+from tests.support.decisions import open_decision
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def open_decision(requester, title: str, *, role: str = "supervisor", due_in=None, context=None):
-    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    due_at = timezone.now() + due_in if due_in is not None else None
-    return decision_open(
-        mission=mission,
-        step_name="approval",
-        role=role,
-        title=title,
-        summary="",
-        context=context or {},
-        options=["approved", "rejected"],
-        due_at=due_at,
-    )
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def titles(html: str) -> list[str]:
@@ -102,7 +81,9 @@ def test_claimed_by_me_and_the_archive_show_my_own_work(requester, supervisor):
     decided = open_decision(requester, "Done already")
     open_decision(requester, "Nobody yet")
     decision_claim(decision=claimed, user=supervisor)
-    decide(decision=decided, user=supervisor, outcome="rejected", comment="missing receipt")
+    decision_decide(
+        decision=decided, user=supervisor, outcome="rejected", comment="missing receipt"
+    )
     client = logged_in(supervisor)
     assert titles(client.get("/decisions/?view=claimed").content.decode()) == ["Mine for now"]
     archive = client.get("/decisions/?view=archive").content.decode()

@@ -11,14 +11,14 @@ from decisions.services import (
     DecisionAlreadyDecided,
     DecisionInvalid,
     DecisionNotAllowed,
-    decide,
     decision_claim,
+    decision_decide,
     decision_reassign,
     decision_release,
 )
 from missions.services import mission_cancel, mission_start, missions_tick
 from tests.conftest import make_user
-from tests.engine_helpers import drain
+from tests.support.engine import drain
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_deciding_resumes_the_mission_with_the_outcome(
     mission = waiting_mission(requester)
     decision = Decision.objects.get(mission=mission)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        decide(decision=decision, user=supervisor, outcome="approved", comment="fine")
+        decision_decide(decision=decision, user=supervisor, outcome="approved", comment="fine")
     assert callbacks, "the mission is enqueued after commit"
     mission.refresh_from_db()
     assert mission.status == "running"
@@ -70,7 +70,7 @@ def test_only_members_of_the_role_may_decide(requester, outsider, finance):
     decision = Decision.objects.get(mission=waiting_mission(requester))
     for user in (outsider, finance):
         with pytest.raises(DecisionNotAllowed, match="Only members of supervisor"):
-            decide(decision=decision, user=user, outcome="approved")
+            decision_decide(decision=decision, user=user, outcome="approved")
     decision.refresh_from_db()
     assert decision.is_pending
 
@@ -78,31 +78,33 @@ def test_only_members_of_the_role_may_decide(requester, outsider, finance):
 def test_the_requester_may_not_decide_their_own_mission(supervisor):
     decision = Decision.objects.get(mission=waiting_mission(supervisor))
     with pytest.raises(DecisionNotAllowed, match="You started this mission"):
-        decide(decision=decision, user=supervisor, outcome="approved")
+        decision_decide(decision=decision, user=supervisor, outcome="approved")
 
 
 def test_one_person_may_not_decide_two_tiers_of_a_mission(requester):
     both = make_user("both", "supervisor", "finance")
     mission = waiting_mission(requester, amount="500")
-    decide(decision=Decision.objects.get(mission=mission), user=both, outcome="approved")
+    decision_decide(decision=Decision.objects.get(mission=mission), user=both, outcome="approved")
     mission = drain(mission)
     second = Decision.objects.get(mission=mission, step_name="finance_signoff")
     with pytest.raises(DecisionNotAllowed, match="another person must decide this tier"):
-        decide(decision=second, user=both, outcome="approved")
+        decision_decide(decision=second, user=both, outcome="approved")
 
 
 def test_an_outcome_that_is_not_an_option_is_refused(requester, supervisor):
     decision = Decision.objects.get(mission=waiting_mission(requester))
     with pytest.raises(DecisionInvalid, match="approved, rejected"):
-        decide(decision=decision, user=supervisor, outcome="maybe")
+        decision_decide(decision=decision, user=supervisor, outcome="maybe")
 
 
 def test_the_second_decider_is_told_who_decided_first(requester, supervisor):
     other = make_user("other", "supervisor")
     decision = Decision.objects.get(mission=waiting_mission(requester))
-    decide(decision=decision, user=supervisor, outcome="rejected")
+    decision_decide(decision=decision, user=supervisor, outcome="rejected")
     with pytest.raises(DecisionAlreadyDecided, match="Already rejected by supervisor"):
-        decide(decision=Decision.objects.get(id=decision.id), user=other, outcome="approved")
+        decision_decide(
+            decision=Decision.objects.get(id=decision.id), user=other, outcome="approved"
+        )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,7 +117,9 @@ def test_two_approvers_at_once_exactly_one_wins():
     def attempt(user):
         try:
             barrier.wait(timeout=10)
-            decide(decision=Decision.objects.get(id=decision.id), user=user, outcome="approved")
+            decision_decide(
+                decision=Decision.objects.get(id=decision.id), user=user, outcome="approved"
+            )
             results[user.username] = "won"
         except DecisionAlreadyDecided as exc:
             results[user.username] = str(exc)
@@ -188,12 +192,12 @@ def test_a_superuser_outside_the_role_may_not_decide(requester):
     boss = make_user("boss", is_staff=True, is_superuser=True)
     decision = Decision.objects.get(mission=waiting_mission(requester))
     with pytest.raises(DecisionNotAllowed, match="Only members of supervisor"):
-        decide(decision=decision, user=boss, outcome="approved")
+        decision_decide(decision=decision, user=boss, outcome="approved")
 
 
 def test_the_rail_says_who_decided_what_in_business_terms(requester, supervisor):
     mission = waiting_mission(requester, amount="75")
-    decide(
+    decision_decide(
         decision=Decision.objects.get(mission=mission),
         user=supervisor,
         outcome="rejected",
@@ -209,7 +213,7 @@ def test_releasing_an_unclaimed_or_decided_decision_says_why(requester, supervis
     with pytest.raises(DecisionInvalid, match="Nobody has claimed this decision"):
         decision_release(decision=decision, user=supervisor)
     decision_claim(decision=decision, user=supervisor)
-    decide(decision=decision, user=supervisor, outcome="approved")
+    decision_decide(decision=decision, user=supervisor, outcome="approved")
     with pytest.raises(DecisionAlreadyDecided, match="Already approved by supervisor"):
         decision_release(decision=decision, user=supervisor)
 

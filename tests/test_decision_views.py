@@ -6,7 +6,8 @@ from django.test import Client
 from decisions.models import Decision
 from missions.services import mission_start
 from tests.conftest import make_user
-from tests.engine_helpers import drain
+from tests.support.engine import drain
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +20,6 @@ def decision(requester) -> Decision:
         mission_start(type="test_approval", input={"amount": "80"}, started_by=requester).mission
     )
     return Decision.objects.get(mission=mission)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_queue_lists_pending_decisions_of_my_roles(decision, supervisor):
@@ -59,14 +54,14 @@ def test_the_detail_page_shows_context_and_the_mission(decision, supervisor):
 
 
 def test_an_open_page_learns_only_of_changes_it_does_not_show(decision, supervisor):
-    from decisions.services import decide
+    from decisions.services import decision_decide
 
     client = logged_in(supervisor)
     url = f"/decisions/{decision.id}/?seen={decision.live_state}"
     assert client.get(url, **HTMX).status_code == 204  # nothing changed: nothing to swap
 
     colleague = make_user("colleague", "supervisor")
-    decide(decision=decision, user=colleague, outcome="rejected", comment="duplicate")
+    decision_decide(decision=decision, user=colleague, outcome="rejected", comment="duplicate")
     answer = client.get(url, **HTMX)
     html = answer.content.decode()
     assert answer.status_code == 200 and "<html" not in html
@@ -171,7 +166,7 @@ def test_the_archive_lists_what_i_decided(decision, supervisor):
 
 
 def test_the_evidence_of_a_refund_is_laid_out_for_people(requester, supervisor):
-    from decisions.services import decision_open
+    from decisions.waits import decision_open
     from missions.models import Mission
 
     evidence = {

@@ -8,12 +8,12 @@ import pytest
 from django.db import connection, transaction
 
 from decisions.models import Decision
-from decisions.services import decide
+from decisions.services import decision_decide
 from missions.engine import mission_advance
 from missions.models import Mission
 from missions.services import mission_pause, mission_resume, mission_start
 from tests.conftest import make_user
-from tests.engine_helpers import drain
+from tests.support.engine import drain
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,7 +28,9 @@ def test_a_decision_committed_while_a_worker_re_enters_the_wait_resumes_the_miss
     def approver() -> None:
         try:
             with transaction.atomic():
-                decide(decision=decision, user=supervisor, outcome="approved", comment="ok")
+                decision_decide(
+                    decision=decision, user=supervisor, outcome="approved", comment="ok"
+                )
                 decided.set()
                 # Commit only after the worker began its pass: without the mission's row
                 # lock the worker would read "pending" and checkpoint the wait again.

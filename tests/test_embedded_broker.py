@@ -10,7 +10,7 @@ from kombu import Connection
 
 import studiox.broker
 from missions.services import mission_start
-from tests.workers import eventually
+from tests.support.processes import eventually
 
 QUEUE = "jobs"
 

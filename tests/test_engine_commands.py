@@ -10,7 +10,7 @@ from django.utils import timezone
 from missions.models import Event, Mission
 from missions.runtime import _registry
 from missions.services import MissionInputError, event_deliver, mission_start
-from tests.engine_helpers import drain
+from tests.support.engine import drain
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 
 from missions.models import Mission
 from missions.services import event_deliver, mission_start
-from tests.workers import eventually
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 

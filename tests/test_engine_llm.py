@@ -5,15 +5,14 @@ import json
 import pytest
 
 from missions.services import mission_start, missions_tick
-from tests.engine_helpers import drain, make_due
-from tests.llm_helpers import llm_server  # noqa: F401
+from tests.support.engine import drain, make_due
 from tests.test_llm_openai import chat_reply
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def model(settings, llm_server):  # noqa: F811
+def model(settings, llm_server):
     settings.STUDIOX_LLM_PROVIDER = "openai"
     settings.STUDIOX_LLM_MODEL = "local-model"
     settings.STUDIOX_LLM_BASE_URL = f"{llm_server.url}/v1"

@@ -8,7 +8,8 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 from missions import engine
-from missions.engine import Outcome, lease_acquire, mission_advance
+from missions.engine import Outcome, mission_advance
+from missions.lease import lease_acquire
 from missions.models import Mission, Step
 from missions.runtime import _registry, mission
 from missions.services import (
@@ -21,7 +22,7 @@ from missions.services import (
     mission_start,
     missions_tick,
 )
-from tests.engine_helpers import drain
+from tests.support.engine import drain
 
 pytestmark = pytest.mark.django_db
 
@@ -305,10 +306,12 @@ def test_a_wait_woken_by_an_event_is_checkpointed_like_any_completed_step():
 
 
 def test_a_wait_woken_by_a_decision_is_checkpointed_like_any_completed_step(requester, supervisor):
-    from decisions.services import decide
+    from decisions.services import decision_decide
 
     mission = drain(mission_start(type="test_approval", input={}, started_by=requester).mission)
-    decide(decision=mission.decisions.get(), user=supervisor, outcome="approved", comment="ok")
+    decision_decide(
+        decision=mission.decisions.get(), user=supervisor, outcome="approved", comment="ok"
+    )
     mission = drain(mission)
 
     assert mission.verdict == {"outcome": "approved", "by": "supervisor", "comment": "ok"}

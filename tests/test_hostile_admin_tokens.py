@@ -11,6 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token, TokenProxy
 
+from tests.support.pages import logged_in
+
 pytestmark = pytest.mark.django_db
 
 
@@ -31,9 +33,7 @@ def key(requester) -> str:
 
 @pytest.fixture
 def staff(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
+    return logged_in(admin_user)
 
 
 def test_the_list_and_its_search_show_a_prefix_only(staff, key):

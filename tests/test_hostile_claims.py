@@ -2,18 +2,18 @@
 page; an administrator takes over only through a recorded release or reassignment."""
 
 import pytest
-from django.test import Client
 
 from decisions.models import Decision
 from decisions.services import (
     DecisionClaimedByOther,
-    decide,
     decision_claim,
+    decision_decide,
     decision_reassign,
     decision_release,
 )
-from tests.api_helpers import client_for, fresh_throttles, waiting_for_decision  # noqa: F401
 from tests.conftest import make_user
+from tests.support.api import api_client, fresh_throttles, waiting_for_decision  # noqa: F401
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +32,12 @@ def test_a_colleague_and_a_superuser_may_not_decide_a_claimed_decision(
     decision = claimed_by(supervisor, requester)
     for other in (colleague, admin_user):
         with pytest.raises(DecisionClaimedByOther, match="Claimed by supervisor"):
-            decide(decision=decision, user=other, outcome="approved")
+            decision_decide(decision=decision, user=other, outcome="approved")
     decision.refresh_from_db()
     assert (decision.status, decision.claimed_by) == ("pending", supervisor)
-    assert decide(decision=decision, user=supervisor, outcome="approved").status == "approved"
+    assert (
+        decision_decide(decision=decision, user=supervisor, outcome="approved").status == "approved"
+    )
 
 
 def test_an_admin_takes_over_a_claim_only_by_a_recorded_release_or_reassignment(
@@ -43,21 +45,26 @@ def test_an_admin_takes_over_a_claim_only_by_a_recorded_release_or_reassignment(
 ):
     released = claimed_by(supervisor, requester)
     with pytest.raises(DecisionClaimedByOther):
-        decide(decision=released, user=admin_user, outcome="approved")
+        decision_decide(decision=released, user=admin_user, outcome="approved")
     decision_release(decision=released, user=admin_user)
-    assert decide(decision=released, user=admin_user, outcome="approved").status == "approved"
+    assert (
+        decision_decide(decision=released, user=admin_user, outcome="approved").status == "approved"
+    )
     assert released.audit.filter(action="released", username="admin").exists()
 
     reassigned = claimed_by(supervisor, requester)
     decision_reassign(decision=reassigned, to_user=admin_user, by=admin_user, reason="urgent")
-    assert decide(decision=reassigned, user=admin_user, outcome="rejected").status == "rejected"
+    assert (
+        decision_decide(decision=reassigned, user=admin_user, outcome="rejected").status
+        == "rejected"
+    )
     audit = reassigned.audit.get(action="reassigned")
     assert (audit.before, audit.after) == ({"claimed_by": "supervisor"}, {"claimed_by": "admin"})
 
 
 def test_the_api_refuses_a_claimed_decision_to_others_with_403(requester, supervisor, admin_user):
     decision = claimed_by(supervisor, requester)
-    response = client_for(admin_user).post(
+    response = api_client(admin_user).post(
         f"/api/decisions/{decision.id}/decide/", {"outcome": "approved"}, format="json"
     )
     assert response.status_code == 403
@@ -68,8 +75,7 @@ def test_the_api_refuses_a_claimed_decision_to_others_with_403(requester, superv
 def test_the_page_shows_a_colleague_who_holds_the_claim_and_no_buttons(requester, supervisor):
     colleague = make_user("colleague", "supervisor")
     decision = claimed_by(supervisor, requester)
-    client = Client()
-    client.force_login(colleague)
+    client = logged_in(colleague)
 
     page = client.get(f"/decisions/{decision.id}/").content.decode()
     assert "Claimed by <strong>supervisor</strong>" in page

@@ -11,13 +11,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from django.test import Client as DjangoClient
 
 from knowledge.models import Document
 from missions.models import Mission
 from studiox.asgi import application
-from tests.api_helpers import fresh_throttles, token_for  # noqa: F401
-from tests.test_mcp_server import web  # noqa: F401
+from tests.support.api import fresh_throttles, token_for  # noqa: F401
+from tests.support.pages import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,9 +181,7 @@ CSRF = "c" * 32  # a CSRF secret, sent as the cookie and as the form field
 
 def admin_import(admin_user, size: int) -> Client:
     """The admin's knowledge import, with a Markdown file of about `size` bytes."""
-    browser = DjangoClient()
-    browser.force_login(admin_user)
-    session = browser.cookies["sessionid"].value
+    session = session_cookie(admin_user)
     text = "# Refund handbook\n\n" + "Refunds are paid within 14 days. " * (size // 33)
     boundary = "studiox-upload"
     parts = [
@@ -388,14 +385,14 @@ class RawConnection:
 
 
 @pytest.mark.services
-def test_a_real_server_stops_reading_an_endless_chunked_body(web, settings):  # noqa: F811
+def test_a_real_server_stops_reading_an_endless_chunked_body(live_web, settings):
     piece = b"x" * 65536
     chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
     head = (
         b"POST /api/events/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
-    connection = RawConnection(web)
+    connection = RawConnection(live_web.url)
     most = 64 * 1024 * 1024
     sent = connection.send_until_refused(head, chunk, most)
     assert connection.answer.startswith(b"HTTP/1.1 413 "), (sent, connection.answer[:200])
@@ -404,9 +401,9 @@ def test_a_real_server_stops_reading_an_endless_chunked_body(web, settings):  # 
 
 
 @pytest.mark.services
-def test_a_real_server_answers_get_mcp_at_once(web, requester):  # noqa: F811
+def test_a_real_server_answers_get_mcp_at_once(live_web, requester):
     headers = {"Authorization": f"Token {token_for(requester)}", "Accept": "text/event-stream"}
-    response = httpx.get(f"{web}/mcp", headers=headers, timeout=HANG)
+    response = httpx.get(f"{live_web.url}/mcp", headers=headers, timeout=HANG)
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert response.json()["errors"] == {}

@@ -12,15 +12,11 @@ from mcp.client import Client as McpClient
 
 from knowledge.models import Document, Record
 from missions.models import Event, Mission
-from studiox.mcp_server import build_server
+from studiox.mcp.server import build_server
 from studiox.safe_input import MAX_JSON_DEPTH, json_text_too_deep
-from tests.api_helpers import (  # noqa: F401
-    client_for,
-    fresh_throttles,
-    grant,
-    started,
-    waiting_for_decision,
-)
+from tests.support.api import api_client, fresh_throttles, grant, waiting_for_decision  # noqa: F401
+from tests.support.engine import started
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +35,7 @@ def assert_json_400(response) -> dict:
 @pytest.fixture
 def integrator(requester):
     grant(requester, "missions.add_event")
-    return client_for(requester)
+    return api_client(requester)
 
 
 def post_json(client, path: str, text: str):
@@ -66,7 +62,7 @@ def test_an_event_with_a_nul_in_its_payload_is_a_400_naming_the_field(integrator
 
 def test_a_mission_with_a_nul_in_its_input_is_a_400_naming_the_field(requester):
     body = {"type": "api_test_approval", "input": {"subject": "A-1\u0000"}}
-    response = client_for(requester).post("/api/missions/", body, format="json")
+    response = api_client(requester).post("/api/missions/", body, format="json")
     assert assert_json_400(response)["errors"] == {"input.subject": [NUL_REFUSED]}
     assert not Mission.objects.exists()
 
@@ -74,7 +70,7 @@ def test_a_mission_with_a_nul_in_its_input_is_a_400_naming_the_field(requester):
 def test_a_decision_comment_with_a_nul_is_a_400(requester, supervisor):
     _, decision = waiting_for_decision(requester)
     body = {"outcome": "approved", "comment": "ok\u0000"}
-    response = client_for(supervisor).post(
+    response = api_client(supervisor).post(
         f"/api/decisions/{decision.id}/decide/", body, format="json"
     )
     assert assert_json_400(response)["errors"] == {"comment": [NUL_REFUSED]}
@@ -87,7 +83,7 @@ def test_a_decision_comment_with_a_nul_is_a_400(requester, supervisor):
     [("status=%00", "status"), ("type=%00", "type"), ("q=%00", "q"), ("x%00=1", "x\\u0000")],
 )
 def test_a_nul_in_an_api_query_parameter_is_a_json_400_naming_it(requester, query, parameter):
-    response = client_for(requester).get(f"/api/missions/?{query}")
+    response = api_client(requester).get(f"/api/missions/?{query}")
     assert assert_json_400(response)["errors"] == {parameter: [NUL_REFUSED]}
 
 
@@ -106,8 +102,7 @@ def test_a_nul_in_an_api_query_parameter_is_a_json_400_naming_it(requester, quer
     ],
 )
 def test_a_nul_in_a_page_or_admin_url_is_a_400_naming_where(admin_user, path, parameter):
-    browser = Client()
-    browser.force_login(admin_user)
+    browser = logged_in(admin_user)
     response = browser.get(path)
     assert response.status_code == 400, response.content[:300]
     assert response["Content-Type"].startswith("text/plain")
@@ -115,8 +110,7 @@ def test_a_nul_in_a_page_or_admin_url_is_a_400_naming_where(admin_user, path, pa
 
 
 def test_a_nul_in_a_form_field_is_a_400_and_starts_nothing(requester):
-    browser = Client()
-    browser.force_login(requester)
+    browser = logged_in(requester)
     form = {"order_id": "A-1001\u0000", "amount": "12.00", "reason": "damaged"}
     response = browser.post("/refunds/new/", form)
     assert response.status_code == 400
@@ -126,8 +120,7 @@ def test_a_nul_in_a_form_field_is_a_400_and_starts_nothing(requester):
 
 def test_a_nul_in_an_operator_form_is_a_400_and_changes_nothing(requester):
     mission = started(requester)
-    browser = Client()
-    browser.force_login(requester)
+    browser = logged_in(requester)
     response = browser.post(f"/missions/{mission.id}/cancel/", {"reason": "no\u0000"})
     assert response.status_code == 400
     assert f"reason: {NUL_REFUSED}" in response.content.decode()
@@ -160,8 +153,7 @@ def test_a_token_with_a_nul_is_a_401(db):
 def test_a_knowledge_file_with_a_nul_or_deep_json_is_refused_on_the_form(
     admin_user, name, content, problem
 ):
-    browser = Client()
-    browser.force_login(admin_user)
+    browser = logged_in(admin_user)
     upload = SimpleUploadedFile(name, content)
     response = browser.post("/admin/knowledge/document/import/", {"file": upload})
     assert response.status_code == 200
@@ -186,7 +178,7 @@ def test_json_nested_980_levels_deep_is_a_400(requester, supervisor, kind, endpo
         "events": "/api/events/",
         "decide": f"/api/decisions/{decision.id}/decide/",
     }[endpoint]
-    response = post_json(client_for(supervisor), path, nested(kind, 980))
+    response = post_json(api_client(supervisor), path, nested(kind, 980))
     assert TOO_DEEP in assert_json_400(response)["detail"]
 
 

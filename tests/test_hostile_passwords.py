@@ -6,7 +6,9 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.test import Client, override_settings
+from django.test import override_settings
+
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +30,7 @@ def test_a_weak_password_is_refused(supervisor, weak, why):
 
 
 def test_the_admin_refuses_to_create_a_user_with_a_common_password(admin_user):
-    client = Client()
-    client.force_login(admin_user)
+    client = logged_in(admin_user)
     response = client.post(
         "/admin/auth/user/add/",
         {"username": "newbie", "password1": "password", "password2": "password"},

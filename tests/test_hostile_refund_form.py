@@ -7,17 +7,12 @@ from django.test import Client
 from django.urls import reverse
 
 from missions.models import Mission
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
 URL = "/refunds/new/"
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_key(client: Client) -> str:
@@ -33,7 +28,7 @@ def details(key: str, amount: str = "42.00") -> dict:
 def test_resubmitting_the_same_key_lands_on_the_first_mission_unless_the_details_changed(
     requester,
 ):
-    client = signed_in(requester)
+    client = logged_in(requester)
     key = form_key(client)
     submitted = client.post(URL, details(key, amount="42.00"))
     again = client.post(URL, details(key, amount="42.00"))
@@ -57,7 +52,7 @@ def test_resubmitting_the_same_key_lands_on_the_first_mission_unless_the_details
 
 
 def test_two_tabs_opened_together_start_two_refunds(requester):
-    client = signed_in(requester)
+    client = logged_in(requester)
     first_tab, second_tab = form_key(client), form_key(client)
     assert first_tab != second_tab
     assert client.post(URL, details(first_tab, amount="10.00")).status_code == 302

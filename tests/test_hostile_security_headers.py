@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from decisions.models import Decision
 from missions.services import mission_start
-from tests.engine_helpers import drain
-from tests.rail_helpers import client_for, started
+from tests.support.engine import drain, started
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,7 @@ def test_every_page_gets_a_policy_without_inline_code_or_eval():
 def test_the_pages_need_no_inline_script_or_style(admin_user, requester, decision):
     anonymous = Client().get(reverse("login"))
     assert inline_code(anonymous.text) == []
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     for url in app_pages(requester, decision) + admin_pages():
         response = client.get(url)
         assert response.status_code in (200, 403), url  # 403: a model nobody adds by hand
@@ -121,7 +121,7 @@ def test_the_pages_need_no_inline_script_or_style(admin_user, requester, decisio
 
 def test_the_timeline_gives_bar_positions_as_data(requester):
     mission = drain(started(requester, steps=2))
-    text = client_for(requester).get(reverse("missions:detail", args=[mission.id])).text
+    text = logged_in(requester).get(reverse("missions:detail", args=[mission.id])).text
     bars = re.findall(
         r'class="gantt-bar[^"]*" data-bar-left="[\d.]+" data-bar-width="[\d.]+"', text
     )
@@ -130,7 +130,7 @@ def test_the_timeline_gives_bar_positions_as_data(requester):
 
 
 def test_htmx_may_not_eval_nor_inject_styles(requester):
-    text = client_for(requester).get("/").text
+    text = logged_in(requester).get("/").text
     config = re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", text)
     assert json.loads(config.group(1)) == {
         "allowEval": False,
@@ -140,7 +140,7 @@ def test_htmx_may_not_eval_nor_inject_styles(requester):
 
 
 def test_the_api_docs_allow_their_one_script_by_nonce(requester):
-    response = client_for(requester).get("/api/docs/")
+    response = logged_in(requester).get("/api/docs/")
     assert response.status_code == 200
     nonces = [v for v in directives(response)["script-src"] if v.startswith("'nonce-")]
     assert len(nonces) == 1
@@ -150,7 +150,7 @@ def test_the_api_docs_allow_their_one_script_by_nonce(requester):
 
 
 def test_a_nonce_is_never_offered_where_no_script_uses_it(requester):
-    response = client_for(requester).get("/")
+    response = logged_in(requester).get("/")
     assert "nonce-" not in response[CSP]
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from tests.api_helpers import fresh_throttles, token_for  # noqa: F401
 from tests.conftest import make_user
+from tests.support.api import fresh_throttles, token_for  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

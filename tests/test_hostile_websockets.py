@@ -13,51 +13,25 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from observations.consumers import READER_THREADS, _readers, close_reader_connections
+from observations.consumers import READER_THREADS, _readers
 from studiox.websockets import (
     CLOSE_BAD_FRAME,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NOT_FOUND,
     CLOSE_UNSUPPORTED_DATA,
 )
-from tests.rail_helpers import TIMEOUT, mission_for, run, session_cookie
+from tests.support.pages import session_cookie
+from tests.support.rail import (  # noqa: F401 - an autouse fixture
+    TIMEOUT,
+    mission_for,
+    reader,
+    readers_let_go_of_the_database,
+    run,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLOSE_UNAUTHENTICATED = 4401
-
-
-@pytest.fixture(autouse=True)
-def readers_let_go_of_the_database():
-    yield
-    close_reader_connections()  # so the test database can be flushed and dropped
-
-
-@pytest.fixture
-def fast_polls(settings):
-    """Pollers that run many times a second: a leaked one shows at once."""
-    settings.STUDIOX_LIVE_POLL_SECONDS = 0.05
-
-
-def client(
-    path: str,
-    cookie: str | None = None,
-    *,
-    origin: str | None = "http://localhost",
-    host: str = "localhost",
-    scheme: str = "ws",
-    extra: tuple[tuple[bytes, bytes], ...] = (),
-) -> WebsocketCommunicator:
-    from studiox.asgi import application
-
-    headers = [(b"host", host.encode()), *extra]
-    if origin is not None:
-        headers.append((b"origin", origin.encode()))
-    if cookie:
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    communicator.scope["scheme"] = scheme
-    return communicator
 
 
 def stream_paths(mission) -> list[str]:
@@ -153,7 +127,7 @@ def test_a_bad_frame_closes_the_socket_and_stops_everything_it_started(
         baseline = len(asyncio.all_tasks())
         codes = []
         for path in stream_paths(mission):
-            communicator = client(path, cookie)
+            communicator = reader(path, cookie)
             await ready(communicator)
             await communicator.send_input({"type": "websocket.receive", **frame})
             codes.append(await closed_with(communicator))
@@ -169,7 +143,7 @@ def test_the_rail_still_takes_a_valid_request_to_resend(requester):
     cookie = session_cookie(requester)
 
     async def body():
-        communicator = client(f"/ws/missions/{mission.id}/", cookie)
+        communicator = reader(f"/ws/missions/{mission.id}/", cookie)
         await ready(communicator)
         await communicator.send_json_to({"after": 0})
         quiet = await communicator.receive_nothing(timeout=0.3)
@@ -185,7 +159,7 @@ def test_an_out_of_range_cursor_is_ignored_not_polled_into_errors(requester, fas
     huge = 10**30
 
     async def body():
-        communicator = client(f"/ws/missions/{mission.id}/?after={huge}", cookie)
+        communicator = reader(f"/ws/missions/{mission.id}/?after={huge}", cookie)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         frame = await communicator.receive_json_from(timeout=TIMEOUT)
         await asyncio.sleep(0.3)  # a few polls
@@ -222,7 +196,7 @@ def test_a_foreign_origin_is_refused_even_with_a_valid_session(requester, origin
     async def body():
         refused = []
         for path in stream_paths(mission):
-            communicator = client(path, cookie, origin=origin, host=host, scheme=scheme)
+            communicator = reader(path, cookie, origin=origin, host=host, scheme=scheme)
             connected, _ = await communicator.connect(timeout=TIMEOUT)
             refused.append(not connected)
             await communicator.disconnect()
@@ -251,7 +225,7 @@ def test_the_sites_own_origin_and_trusted_origins_are_accepted(
     cookie = session_cookie(requester)
 
     async def body():
-        communicator = client("/ws/decisions/", cookie, origin=origin, host=host, scheme=scheme)
+        communicator = reader("/ws/decisions/", cookie, origin=origin, host=host, scheme=scheme)
         await ready(communicator)
         await communicator.disconnect()
 
@@ -265,7 +239,7 @@ def test_behind_a_tls_proxy_the_page_origin_is_https(requester, settings, forwar
 
     async def body():
         proxy = ((b"x-forwarded-proto", forwarded.encode()),)
-        communicator = client("/ws/decisions/", cookie, origin="https://localhost", extra=proxy)
+        communicator = reader("/ws/decisions/", cookie, origin="https://localhost", extra=proxy)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         await communicator.disconnect()
         return connected
@@ -284,7 +258,7 @@ def test_an_unknown_path_is_closed_with_4404_quietly(requester, caplog, path, si
     cookie = session_cookie(requester) if signed_in else None
 
     async def body():
-        communicator = client(path, cookie)
+        communicator = reader(path, cookie)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         code = await closed_with(communicator)
         return connected, code
@@ -301,7 +275,7 @@ def test_an_unknown_path_is_closed_with_4404_quietly(requester, caplog, path, si
 
 def test_the_decision_queue_accepts_before_it_closes_a_signed_out_reader():
     async def body():
-        communicator = client("/ws/decisions/")
+        communicator = reader("/ws/decisions/")
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         code = await closed_with(communicator)
         return connected, code
@@ -326,7 +300,7 @@ def test_fifty_abusive_clients_leave_no_task_poller_or_log_flood_behind(
     async def abuse(n: int) -> None:
         path = paths[n % len(paths)]
         cookie = cookies["supervisor" if path == "/ws/decisions/" else "requester"]
-        communicator = client(path, cookie)
+        communicator = reader(path, cookie)
         await ready(communicator)
         ending = endings[n % len(endings)]
         if ending == "garbage":

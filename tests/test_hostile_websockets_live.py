@@ -11,9 +11,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from studiox.websockets import CLOSE_BAD_FRAME, CLOSE_NOT_FOUND, CLOSE_UNSUPPORTED_DATA
-from tests.live import live_web, live_web_factory  # noqa: F401 - fixtures
-from tests.rail_helpers import mission_for, run, session_cookie
-from tests.workers import eventually
+from tests.support.pages import session_cookie
+from tests.support.processes import eventually
+from tests.support.rail import mission_for, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,7 @@ async def close_code(url: str, origin: str, cookie: str | None = None, frame=Non
             return closed.rcvd.code if closed.rcvd else 1006
 
 
-def test_a_real_client_sees_each_close_code_and_the_server_logs_no_traceback(live_web, requester):  # noqa: F811
+def test_a_real_client_sees_each_close_code_and_the_server_logs_no_traceback(live_web, requester):
     mission = mission_for(requester)
     cookie = session_cookie(requester)
     origin = live_web.url
@@ -61,7 +61,7 @@ def test_a_real_client_sees_each_close_code_and_the_server_logs_no_traceback(liv
     assert "Traceback" not in log and "ERROR" not in log, log
 
 
-def test_a_real_server_refuses_a_foreign_origin_at_the_handshake(live_web, requester):  # noqa: F811
+def test_a_real_server_refuses_a_foreign_origin_at_the_handshake(live_web, requester):
     cookie = session_cookie(requester)
     base = live_web.url.replace("http://", "ws://")
     port = int(live_web.url.rsplit(":", 1)[1])
@@ -91,7 +91,7 @@ def layer_reads_blocked_in_redis() -> int:
 
 
 @pytest.mark.production
-def test_refused_and_closed_sockets_leave_no_read_behind_in_redis(live_web, requester):  # noqa: F811
+def test_refused_and_closed_sockets_leave_no_read_behind_in_redis(live_web, requester):
     # A channel-layer read cancelled just as it starts can lose its cancel (see
     # studiox.websockets._cancel_all) and then block on Redis for the life of the server.
     mission = mission_for(requester)

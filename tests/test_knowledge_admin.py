@@ -14,12 +14,6 @@ IMPORT_URL = "admin:knowledge_document_import"
 
 
 @pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def demo(db) -> None:
     seed_demo()
 

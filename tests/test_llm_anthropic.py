@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from knowledge.llm import LLMError, LLMRetryableError, complete
-from tests.llm_helpers import llm_server  # noqa: F401
+from integrations.llm import LLMError, LLMRetryableError, complete
 
 API_KEY = "sk-ant-test-secret-456"
 MESSAGES = [
@@ -24,7 +23,7 @@ VERDICT = {"decision": "escalate", "rationale": "Above 500.00 EUR: finance must 
 
 
 @pytest.fixture
-def endpoint(settings, llm_server):  # noqa: F811
+def endpoint(settings, llm_server):
     settings.STUDIOX_LLM_PROVIDER = "anthropic"
     settings.STUDIOX_LLM_MODEL = "claude-test"
     settings.STUDIOX_LLM_BASE_URL = llm_server.url

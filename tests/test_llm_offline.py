@@ -9,8 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
-from knowledge.llm import LLMError, complete
-from tests.llm_helpers import closed_port_url
+from integrations.llm import LLMError, complete
+from tests.support.network import closed_port_url
 
 MESSAGES = [
     {"role": "system", "content": "You check refunds against the policy."},

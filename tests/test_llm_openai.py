@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from knowledge.llm import LLMError, LLMRetryableError, complete
-from tests.llm_helpers import closed_port_url, llm_server  # noqa: F401
+from integrations.llm import LLMError, LLMRetryableError, complete
+from tests.support.network import closed_port_url
 
 API_KEY = "sk-test-secret-123"
 MESSAGES = [
@@ -25,7 +25,7 @@ VERDICT = {"decision": "approve", "rationale": "Delivered 10 days ago, inside th
 
 
 @pytest.fixture
-def endpoint(settings, llm_server):  # noqa: F811
+def endpoint(settings, llm_server):
     settings.STUDIOX_LLM_PROVIDER = "openai"
     settings.STUDIOX_LLM_MODEL = "local-model"
     settings.STUDIOX_LLM_BASE_URL = f"{llm_server.url}/v1"

@@ -4,19 +4,11 @@ import json
 import sys
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from missions.mcp_models import McpServer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from missions.mcp_client import ToolRefusedError, ToolTransportError, call_tool
+from integrations.mcp_client import ToolRefusedError, ToolTransportError, call_tool
 from missions.mcp_models import McpServer
 
 pytestmark = pytest.mark.django_db

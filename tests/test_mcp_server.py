@@ -2,9 +2,6 @@
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,8 +11,9 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from missions.models import Mission
-from tests.api_helpers import grant, started, token_for
-from tests.workers import ROOT, eventually, process_env
+from tests.support.api import grant, token_for, waiting_for_decision
+from tests.support.engine import started
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -26,53 +24,6 @@ TOOLS = {
     "list_pending_decisions",
     "send_event",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def web(tmp_path):
-    """uvicorn serving studiox.asgi on loopback against the test database; stopped by pid."""
-    port = free_port()
-    log = (tmp_path / "uvicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "studiox.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=process_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "uvicorn.log").read_text())
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503)
-        except httpx.TransportError:
-            return False
-
-    eventually(ready, what="uvicorn to answer", attempts=300)
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def session(base: str, token: str) -> Client:
@@ -97,15 +48,15 @@ def call(base: str, token: str, *calls: tuple[str, dict]) -> list:
     return asyncio.run(run())
 
 
-def test_an_agent_lists_tools_starts_a_mission_and_follows_it(web, requester, processes):
+def test_an_agent_lists_tools_starts_a_mission_and_follows_it(live_web, requester, processes):
     token = token_for(requester)
 
     async def tools() -> set[str]:
-        async with session(web, token) as client:
+        async with session(live_web.url, token) as client:
             return {tool.name for tool in (await client.list_tools()).tools}
 
     assert asyncio.run(tools()) == TOOLS
-    [(error, types)] = call(web, token, ("list_mission_types", {}))
+    [(error, types)] = call(live_web.url, token, ("list_mission_types", {}))
     assert not error
     count = next(t for t in types["mission_types"] if t["name"] == "test_count")
     assert count["input_schema"]["required"] == ["steps"]
@@ -114,7 +65,7 @@ def test_an_agent_lists_tools_starts_a_mission_and_follows_it(web, requester, pr
         "start_mission",
         {"type": "test_count", "input": {"steps": 2}, "idempotency_key": "m-1"},
     )
-    [(error, first), (_, again)] = call(web, token, start, start)
+    [(error, first), (_, again)] = call(live_web.url, token, start, start)
     assert not error, first
     assert (first["created"], again["created"]) == (True, False)
     mission_id = first["mission"]["id"]
@@ -124,7 +75,7 @@ def test_an_agent_lists_tools_starts_a_mission_and_follows_it(web, requester, pr
     processes.worker()
 
     def finished():
-        [(error, answer)] = call(web, token, ("get_mission", {"mission_id": mission_id}))
+        [(error, answer)] = call(live_web.url, token, ("get_mission", {"mission_id": mission_id}))
         assert not error, answer
         return answer if answer["mission"]["status"] == "succeeded" else None
 
@@ -134,11 +85,11 @@ def test_an_agent_lists_tools_starts_a_mission_and_follows_it(web, requester, pr
     assert kinds[0] == "started" and kinds[-1] == "verdict"
 
 
-def test_tools_refuse_what_the_api_refuses(web, requester, outsider):
+def test_tools_refuse_what_the_api_refuses(live_web, requester, outsider):
     token = token_for(requester)
     hidden = started(outsider)
     answers = call(
-        web,
+        live_web.url,
         token,
         ("start_mission", {"type": "test_refuse", "input": {"order_id": "A-1", "amount": "-1"}}),
         ("start_mission", {"type": "nope", "input": {}}),
@@ -157,7 +108,7 @@ def test_tools_refuse_what_the_api_refuses(web, requester, outsider):
     assert Mission.objects.count() == 1
 
 
-def test_an_integrator_sends_an_event_idempotently(web, requester):
+def test_an_integrator_sends_an_event_idempotently(live_web, requester):
     from tests.conftest import make_user
 
     integrator = make_user("integrator")
@@ -168,7 +119,7 @@ def test_an_integrator_sends_an_event_idempotently(web, requester):
     )
     other = ("send_event", {"event": "shipped", "key": "o-2", "idempotency_key": "e1"})
     [(error, first), (_, again), (conflict, message)] = call(
-        web, token_for(integrator), send, send, other
+        live_web.url, token_for(integrator), send, send, other
     )
     assert not error, first
     assert (first["created"], again["created"], again["id"]) == (True, False, first["id"])
@@ -176,34 +127,40 @@ def test_an_integrator_sends_an_event_idempotently(web, requester):
 
 
 @pytest.mark.parametrize("header", [None, "Token wrong", "Basic dXNlcjpwdw=="])
-def test_the_endpoint_needs_a_valid_token(web, header):
+def test_the_endpoint_needs_a_valid_token(live_web, header):
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if header:
         headers["Authorization"] = header
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-    response = httpx.post(f"{web}/mcp", headers=headers, content=json.dumps(body), timeout=10)
+    response = httpx.post(
+        f"{live_web.url}/mcp", headers=headers, content=json.dumps(body), timeout=10
+    )
     assert response.status_code == 401
     assert "Token" in response.json()["detail"]
 
 
-def test_a_bearer_token_works_too_and_django_still_serves_the_rest(web, requester):
+def test_a_bearer_token_works_too_and_django_still_serves_the_rest(live_web, requester):
     token = token_for(requester)
 
     async def tools() -> int:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        async with Client(streamable_http_client(f"{web}/mcp", http_client=http)) as client:
+        async with Client(
+            streamable_http_client(f"{live_web.url}/mcp", http_client=http)
+        ) as client:
             return len((await client.list_tools()).tools)
 
     assert asyncio.run(tools()) == len(TOOLS)
-    api = httpx.get(f"{web}/api/mission-types/", headers={"Authorization": f"Token {token}"})
+    api = httpx.get(
+        f"{live_web.url}/api/mission-types/", headers={"Authorization": f"Token {token}"}
+    )
     assert api.status_code == 200 and api.json()
-    assert httpx.get(f"{web}/healthz").json()["database"]["status"] == "ok"
+    assert httpx.get(f"{live_web.url}/healthz").json()["database"]["status"] == "ok"
     started_at = time.monotonic()
-    assert httpx.get(f"{web}/api/missions/", timeout=10).status_code == 401
+    assert httpx.get(f"{live_web.url}/api/missions/", timeout=10).status_code == 401
     assert time.monotonic() - started_at < 10
 
 
-def test_an_oversized_body_is_refused(web, requester):
+def test_an_oversized_body_is_refused(live_web, requester):
     headers = {
         "Authorization": f"Token {token_for(requester)}",
         "Content-Type": "application/json",
@@ -216,18 +173,18 @@ def test_an_oversized_body_is_refused(web, requester):
         "method": "tools/call",
         "params": {"name": "start_mission", "arguments": arguments},
     }
-    response = httpx.post(f"{web}/mcp", headers=headers, content=json.dumps(body), timeout=30)
+    response = httpx.post(
+        f"{live_web.url}/mcp", headers=headers, content=json.dumps(body), timeout=30
+    )
     assert response.status_code == 413
     assert not Mission.objects.exists()
 
 
-def test_an_approver_lists_the_pending_decisions_of_their_roles(web, requester, supervisor):
-    from tests.api_helpers import waiting_for_decision
-
+def test_an_approver_lists_the_pending_decisions_of_their_roles(live_web, requester, supervisor):
     mission, decision = waiting_for_decision(requester)
     [(error, mine), (_, none)] = [
-        *call(web, token_for(supervisor), ("list_pending_decisions", {})),
-        *call(web, token_for(requester), ("list_pending_decisions", {})),
+        *call(live_web.url, token_for(supervisor), ("list_pending_decisions", {})),
+        *call(live_web.url, token_for(requester), ("list_pending_decisions", {})),
     ]
     assert not error, mine
     [item] = mine["decisions"]

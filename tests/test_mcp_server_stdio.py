@@ -9,8 +9,8 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from missions.models import Mission
-from tests.api_helpers import token_for
-from tests.workers import ROOT, process_env
+from tests.support.api import token_for
+from tests.support.processes import ROOT, process_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 

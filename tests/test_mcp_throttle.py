@@ -7,8 +7,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.cache import cache
 
-from studiox.mcp_server import TokenAuthenticated
-from tests.api_helpers import client_for, token_for
+from studiox.mcp.http import TokenAuthenticated
+from tests.support.api import api_client, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,7 +62,7 @@ def test_past_the_users_rate_mcp_answers_429_with_retry_after(requester, two_per
 
 
 def test_the_budget_is_shared_with_the_rest_api(requester, two_per_minute):
-    client = client_for(requester)
+    client = api_client(requester)
     assert client.get("/api/missions/").status_code == 200
     assert client.get("/api/missions/").status_code == 200
     assert call(token_for(requester))[0] == 429

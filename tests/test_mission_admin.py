@@ -7,17 +7,11 @@ from django.urls import reverse
 
 from missions.models import Event, Mission
 from missions.services import event_deliver
-from tests.engine_helpers import drain
-from tests.rail_helpers import client_for, started
+from tests.support.engine import drain, started
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:missions_mission_changelist"
-
-
-@pytest.fixture
-def admin_client(admin_user) -> Client:
-    return client_for(admin_user)
 
 
 def act(client: Client, action: str, *missions: Mission):

@@ -7,8 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from missions.models import Mission, Step
-from tests.engine_helpers import drain
-from tests.rail_helpers import client_for, started
+from tests.support.engine import drain, started
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def test_it_sends_an_anonymous_visitor_to_the_login_page(requester):
 def test_the_list_shows_a_requester_their_own_missions_only(requester, outsider):
     mine = started(requester)
     theirs = started(outsider)
-    response = client_for(requester).get(reverse("missions:list"))
+    response = logged_in(requester).get(reverse("missions:list"))
     assert response.status_code == 200
     assert reverse("missions:detail", args=[mine.id]) in response.text
     assert reverse("missions:detail", args=[theirs.id]) not in response.text
@@ -34,7 +34,7 @@ def test_the_list_filters_by_status_and_type(admin_user):
     done = drain(started(admin_user))
     sleeping = drain(started(admin_user, "test_sleep", seconds=3600))
     pending = started(admin_user)
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
 
     def listed(**query) -> set:
         text = client.get(reverse("missions:list"), query).text
@@ -50,7 +50,7 @@ def test_the_list_filters_by_status_and_type(admin_user):
 def test_the_list_searches_by_type_requester_and_id(admin_user, requester):
     counted = started(requester)
     slept = started(admin_user, "test_sleep", seconds=1)
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
 
     def listed(q: str) -> set:
         text = client.get(reverse("missions:list"), {"q": q}).text
@@ -64,7 +64,7 @@ def test_the_list_searches_by_type_requester_and_id(admin_user, requester):
 def test_the_list_is_paginated(admin_user):
     for _ in range(27):
         started(admin_user)
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     first = client.get(reverse("missions:list"), {"type": "test_count"})
     second = client.get(reverse("missions:list"), {"type": "test_count", "page": 2})
     assert first.text.count('class="badge pending"') == 25
@@ -74,7 +74,7 @@ def test_the_list_is_paginated(admin_user):
 
 def test_htmx_gets_only_the_table(admin_user):
     mission = started(admin_user)
-    response = client_for(admin_user).get(
+    response = logged_in(admin_user).get(
         reverse("missions:list"), {"status": "pending"}, headers={"HX-Request": "true"}
     )
     assert response.status_code == 200
@@ -86,7 +86,7 @@ def test_htmx_gets_only_the_table(admin_user):
 def test_the_list_costs_the_same_queries_for_5_or_25_missions(
     admin_user, django_assert_max_num_queries
 ):
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     for _ in range(5):
         started(admin_user)
     client.get(reverse("missions:list"))  # warm the session and the permission cache
@@ -100,14 +100,14 @@ def test_the_list_costs_the_same_queries_for_5_or_25_missions(
 
 def test_a_mission_the_user_may_not_see_is_not_found(requester, outsider):
     mission = started(requester)
-    client = client_for(outsider)
+    client = logged_in(outsider)
     assert client.get(reverse("missions:detail", args=[mission.id])).status_code == 404
     assert client.get(reverse("missions:detail", args=[uuid.uuid4()])).status_code == 404
 
 
 def test_the_page_shows_the_verdict_the_steps_and_their_timeline(requester):
     mission = drain(started(requester, steps=3))
-    response = client_for(requester).get(reverse("missions:detail", args=[mission.id]))
+    response = logged_in(requester).get(reverse("missions:detail", args=[mission.id]))
     assert response.status_code == 200
     text = response.text
     assert 'data-testid="mission-status">Succeeded<' in text
@@ -121,7 +121,7 @@ def test_the_page_shows_the_verdict_the_steps_and_their_timeline(requester):
 
 def test_the_page_says_what_a_waiting_mission_waits_on(requester):
     mission = drain(started(requester, "test_sleep", seconds=3600))
-    text = client_for(requester).get(reverse("missions:detail", args=[mission.id])).text
+    text = logged_in(requester).get(reverse("missions:detail", args=[mission.id])).text
     assert 'data-testid="mission-status">Waiting<' in text
     assert "<dt>Waiting on</dt><dd>Timer &#x27;nap&#x27;</dd>" in text
     assert "data-since=" in text
@@ -131,14 +131,14 @@ def test_the_page_says_what_a_waiting_mission_waits_on(requester):
 def test_the_timeline_marks_failed_steps(admin_user, tmp_path):
     mission = drain(started(admin_user, "test_flaky", marker=str(tmp_path / "m"), max_attempts=1))
     assert mission.status == Mission.Status.FAILED
-    text = client_for(admin_user).get(reverse("missions:detail", args=[mission.id])).text
+    text = logged_in(admin_user).get(reverse("missions:detail", args=[mission.id])).text
     assert "gantt-bar failed" in text
     assert "upstream unavailable" in text
 
 
 def test_the_live_partial_is_the_refreshable_part_only(requester):
     mission = started(requester)
-    response = client_for(requester).get(
+    response = logged_in(requester).get(
         reverse("missions:detail", args=[mission.id]), {"partial": "live"}
     )
     assert response.text.lstrip().startswith('<div id="mission-live"')
@@ -150,7 +150,7 @@ def test_steps_purged_by_retention_are_explained(admin_user, settings):
     mission = drain(started(admin_user))
     Step.objects.filter(mission=mission).delete()
     Mission.objects.filter(id=mission.id).update(finished_at=mission.finished_at.replace(year=2000))
-    text = client_for(admin_user).get(reverse("missions:detail", args=[mission.id])).text
+    text = logged_in(admin_user).get(reverse("missions:detail", args=[mission.id])).text
     assert f"more than {settings.STUDIOX_RETENTION_DAYS} days ago" in text
 
 
@@ -175,7 +175,7 @@ def test_the_page_lists_the_missions_pending_decisions(requester, supervisor):
         status="approved",
         options=["approved", "rejected"],
     )
-    text = client_for(supervisor).get(reverse("missions:detail", args=[mission.id])).text
+    text = logged_in(supervisor).get(reverse("missions:detail", args=[mission.id])).text
     pending = text[text.index('id="decisions-heading"') :].split("</section>")[0]
     assert "Approve refund of 40.00" in pending
     assert "for supervisor" in pending
@@ -185,7 +185,7 @@ def test_the_page_lists_the_missions_pending_decisions(requester, supervisor):
 def test_the_mission_page_costs_the_same_queries_for_3_or_30_steps(
     admin_user, django_assert_max_num_queries
 ):
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     short = drain(started(admin_user, steps=3))
     long = drain(started(admin_user, steps=30))
     client.get(reverse("missions:detail", args=[short.id]))  # warm the session

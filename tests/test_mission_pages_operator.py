@@ -7,8 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from missions.models import Mission
-from tests.engine_helpers import drain
-from tests.rail_helpers import client_for, started
+from tests.support.engine import drain, started
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def operator(db):
 
 def test_a_requester_may_only_cancel_their_own_mission(requester):
     mission = drain(started(requester, "test_sleep", seconds=3600))
-    client = client_for(requester)
+    client = logged_in(requester)
     assert buttons(client, mission) == {"cancel"}
     assert operate(client, mission, "pause").status_code == 403
     mission.refresh_from_db()
@@ -54,7 +54,7 @@ def test_an_admin_gets_the_buttons_the_state_allows(admin_user, tmp_path):
     waiting = drain(started(admin_user, "test_sleep", seconds=3600))
     failed = drain(started(admin_user, "test_refuse", order_id="A-1", amount="5000"))
     done = drain(started(admin_user))
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     assert buttons(client, waiting) == {"pause", "cancel"}
     assert buttons(client, failed) == {"retry"}
     assert buttons(client, done) == set()
@@ -62,7 +62,7 @@ def test_an_admin_gets_the_buttons_the_state_allows(admin_user, tmp_path):
 
 def test_pause_and_resume_change_the_mission_and_say_so(operator, requester):
     mission = drain(started(requester, "test_sleep", seconds=3600))
-    client = client_for(operator)
+    client = logged_in(operator)
     response = operate(client, mission, "pause")
     assert response.status_code == 302
     assert said(response) == ["Mission paused."]
@@ -81,7 +81,7 @@ def test_retry_runs_a_failed_mission_again(operator, requester, tmp_path):
         started(requester, "test_flaky", marker=str(marker), fail_times=1, max_attempts=1)
     )
     assert mission.status == Mission.Status.FAILED
-    response = operate(client_for(operator), mission, "retry")
+    response = operate(logged_in(operator), mission, "retry")
     assert said(response) == ["Mission retried from its failed step."]
     mission = drain(mission)
     assert mission.status == Mission.Status.SUCCEEDED
@@ -90,7 +90,7 @@ def test_retry_runs_a_failed_mission_again(operator, requester, tmp_path):
 def test_a_refused_operation_is_a_message_not_an_error_page(operator, requester):
     mission = drain(started(requester))
     assert mission.status == Mission.Status.SUCCEEDED
-    response = operate(client_for(operator), mission, "retry")
+    response = operate(logged_in(operator), mission, "retry")
     assert response.status_code == 302
     [message] = said(response)
     assert message.startswith("Could not retry the mission: mission is succeeded")
@@ -98,7 +98,7 @@ def test_a_refused_operation_is_a_message_not_an_error_page(operator, requester)
 
 def test_cancel_records_who_and_why(requester):
     mission = drain(started(requester, "test_sleep", seconds=3600))
-    response = operate(client_for(requester), mission, "cancel", reason="ordered by mistake")
+    response = operate(logged_in(requester), mission, "cancel", reason="ordered by mistake")
     assert said(response) == ["Mission cancelled; its pending decisions were withdrawn."]
     mission.refresh_from_db()
     assert mission.status == Mission.Status.CANCELLED
@@ -111,12 +111,12 @@ def test_cancel_records_who_and_why(requester):
 
 def test_nobody_operates_a_mission_they_may_not_see(requester, outsider):
     mission = drain(started(requester, "test_sleep", seconds=3600))
-    assert operate(client_for(outsider), mission, "cancel").status_code == 404
+    assert operate(logged_in(outsider), mission, "cancel").status_code == 404
 
 
 def test_operations_need_a_post_and_a_known_name(admin_user):
     mission = started(admin_user)
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     url = reverse("missions:operate", args=[mission.id, "pause"])
     assert client.get(url).status_code == 405
     assert operate(client, mission, "explode").status_code == 404

@@ -17,7 +17,7 @@ from observations.publish import (
     publisher_flush,
 )
 from observations.services import observation_record
-from tests.rail_helpers import mission_for, run
+from tests.support.rail import mission_for, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,10 +9,10 @@ from django.db import connection
 from observations.consumers import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
-    close_reader_connections,
 )
 from observations.models import Observation
-from tests.rail_helpers import (
+from tests.support.pages import session_cookie
+from tests.support.rail import (  # noqa: F401 - an autouse fixture
     TIMEOUT,
     arecord,
     expect_closed,
@@ -20,29 +20,18 @@ from tests.rail_helpers import (
     frames_until,
     mission_for,
     reader,
+    readers_let_go_of_the_database,
     record,
     run,
-    session_cookie,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def readers_let_go_of_the_database():
-    yield
-    close_reader_connections()  # so the test database can be flushed and dropped
 
 
 @pytest.fixture
 def slow_polls(settings):
     """Polls too rare to matter within a test: whatever arrives was pushed."""
     settings.STUDIOX_LIVE_POLL_SECONDS = 3600
-
-
-@pytest.fixture
-def fast_polls(settings):
-    settings.STUDIOX_LIVE_POLL_SECONDS = 0.05
 
 
 def test_it_refuses_an_anonymous_reader(requester):

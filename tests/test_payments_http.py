@@ -2,36 +2,17 @@
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
-from missions.mcp_client import ToolRefusedError, ToolTransportError, call_tool, list_tools
-from tests.workers import ROOT
+from integrations.mcp_client import ToolRefusedError, ToolTransportError, call_tool, list_tools
+from tests.support.network import free_port
+from tests.support.processes import ROOT, stop, wait_until_listening
 
 pytestmark = pytest.mark.django_db
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_listening(process: subprocess.Popen, port: int, log) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise AssertionError(f"the demo server exited: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"the demo server did not listen on {port}: {log.read_text()}")
 
 
 @pytest.fixture
@@ -63,12 +44,7 @@ def http_server(tmp_path, settings):
         }
         yield ledger
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def refund(amount: str, key: str) -> dict:

@@ -12,7 +12,7 @@ import threading
 import pytest
 from django.db import connection
 
-from missions.mcp_client import ToolRefusedError, call_tool
+from integrations.mcp_client import ToolRefusedError, call_tool
 
 pytestmark = pytest.mark.django_db
 

@@ -8,14 +8,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from missions.models import Mission
-from tests.engine_helpers import drain
-from tests.rail_helpers import client_for, started
+from tests.support.engine import drain, started
+from tests.support.pages import logged_in
 
 pytestmark = pytest.mark.django_db
 
 
 def rail_text(user, **query) -> str:
-    response = client_for(user).get(reverse("observations:rail"), query)
+    response = logged_in(user).get(reverse("observations:rail"), query)
     assert response.status_code == 200
     return response.text
 
@@ -72,7 +72,7 @@ def test_the_page_subscribes_from_the_sequence_number_it_rendered(admin_user):
 
 def test_the_missions_partial_is_the_refreshable_part_only(admin_user):
     started(admin_user)
-    response = client_for(admin_user).get(
+    response = logged_in(admin_user).get(
         reverse("observations:rail"), headers={"HX-Request": "true"}
     )
     assert response.text.lstrip().startswith('<div id="rail-missions"')
@@ -91,7 +91,7 @@ def test_it_counts_active_missions_by_status(admin_user):
 def test_the_rail_costs_the_same_queries_for_5_or_25_missions(
     admin_user, django_assert_max_num_queries
 ):
-    client = client_for(admin_user)
+    client = logged_in(admin_user)
     for _ in range(5):
         drain(started(admin_user, "test_sleep", seconds=3600))
     client.get(reverse("observations:rail"))

@@ -9,10 +9,10 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from decisions.models import Decision
-from decisions.services import decide
+from decisions.services import decision_decide
 from missions.models import Mission
 from missions.services import mission_start
-from tests.workers import eventually
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -69,7 +69,7 @@ def ledger_rows(path) -> list[tuple]:
 
 
 def approve(mission: Mission, step: str, username: str, comment: str = "ok") -> None:
-    decide(
+    decision_decide(
         decision=decision_for(mission, step),
         user=User.objects.get(username=username),
         outcome="approved",
@@ -107,7 +107,7 @@ def test_a_rejected_refund_pays_nothing(refunds, processes):
     processes.worker(**refunds["env"])
     mission = start("A-1001", "60.00")
     decision = decision_for(mission, "supervisor_approval")
-    decide(
+    decision_decide(
         decision=decision,
         user=User.objects.get(username="supervisor"),
         outcome="rejected",

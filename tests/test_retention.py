@@ -12,7 +12,7 @@ from missions.models import Mission, Step
 from missions.retention import missions_purge_expired
 from missions.services import mission_start
 from observations.models import Observation
-from tests.engine_helpers import drain
+from tests.support.engine import drain
 
 pytestmark = pytest.mark.django_db
 

@@ -1,8 +1,10 @@
-"""Browser tests: Debian's Chromium driven by Playwright against live processes (tests.live).
+"""Browser tests: Debian's Chromium driven by Playwright against live processes
+(tests.support.live).
 
 Fixtures: `browser` (headless Chromium, skipped locally when /usr/bin/chromium is missing, a
 failure under CI), `sign_in(page, username, password)` through the real login form, and the
-live-process fixtures of tests.live (`live_web`, `live_web_factory`, `live_worker`).
+live-process fixtures of tests.support.live (`live_web`, `live_web_factory`, `live_worker`,
+offered by tests/conftest.py).
 """
 
 from collections.abc import Callable, Iterator
@@ -12,9 +14,9 @@ import pytest
 from django.db import connections
 
 from tests.conftest import require
-from tests.live import BROWSER_ARGS, CHROMIUM, live_web, live_web_factory, live_worker
 
-__all__ = ["live_web", "live_web_factory", "live_worker"]  # fixtures, re-exported for pytest
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture

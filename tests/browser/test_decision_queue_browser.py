@@ -8,11 +8,12 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from decisions.models import Decision
-from decisions.services import decide, decision_open
+from decisions.services import decision_decide
+from decisions.waits import decision_open
 from missions.models import Mission
 from missions.services import mission_start
 from tests.conftest import make_user
-from tests.live import wait_until
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -75,7 +76,7 @@ def test_a_supervisor_approves_a_new_decision_and_the_mission_resumes(
     def verdict():
         return Mission.objects.get(id=mission.mission.id).verdict
 
-    result = wait_until(verdict, what="the mission's verdict after approval")
+    result = eventually(verdict, what="the mission's verdict after approval")
     assert result == {"outcome": "approved", "by": "supervisor", "comment": "Looks right to me"}
 
 
@@ -109,7 +110,7 @@ def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):
     sign_in(page, "supervisor", "pw-supervisor", next=f"/decisions/{decision.id}/")
     page.evaluate(MARK_PAGE)
 
-    decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
+    decision_decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
     page.get_by_role("button", name="Approve", exact=True).click()
     page.get_by_role("alert").wait_for(timeout=10_000)
     assert page.get_by_role("alert").inner_text().startswith("Already rejected by alice at ")
@@ -129,7 +130,7 @@ def test_an_open_decision_page_follows_a_colleagues_decision(live_web, browser, 
     wait_for_frames(page, frames, '{"type": "refresh"}')  # joined the role's group
     page.get_by_label("Comment").fill("half-written")
 
-    decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
+    decision_decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
     # Pushed with Redis; on the in-memory layer (another process decided) the 10 s check.
     note = page.get_by_text("This decision changed while you had it open.")
     note.wait_for(timeout=20_000)

@@ -10,8 +10,7 @@ from decisions.models import Decision
 from missions.models import Mission
 from missions.services import mission_start
 from tests.conftest import make_user
-from tests.engine_helpers import drain
-from tests.rail_helpers import started
+from tests.support.engine import drain, started
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -3,10 +3,11 @@
 import pytest
 
 from missions.services import mission_start
-from tests.live_rail import RAIL_MISSIONS, WebServer
-from tests.rail_helpers import session_cookie
+from tests.support.pages import session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+RAIL_MISSIONS = "tests.missions_for_tests,tests.missions_for_rail"
 
 # Records every status the page shows, so the test sees the states it passed through
 # without reloading it (a reload would reset `window.__seen`).
@@ -24,14 +25,8 @@ note();
 
 
 @pytest.fixture
-def web(tmp_path):
-    server = WebServer(
-        tmp_path, STUDIOX_MISSION_MODULES=RAIL_MISSIONS, STUDIOX_LIVE_POLL_SECONDS="0.2"
-    )
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+def web(live_web_factory):
+    return live_web_factory(STUDIOX_MISSION_MODULES=RAIL_MISSIONS, STUDIOX_LIVE_POLL_SECONDS="0.2")
 
 
 def logged_in_page(browser, web, user):

@@ -6,7 +6,6 @@
   var POLL_MS = 10000; // the fallback when a push cannot arrive (a worker's, in memory)
   var actions = function () { return document.getElementById("actions"); };
   var typed = null; // a comment being written survives a live re-render that keeps the form
-  var delay = 1000;
 
   // htmx does not swap 4xx answers by default; these ones carry the message people need
   // ("Already approved by alice at 14:02 UTC").
@@ -43,9 +42,8 @@
     window.htmx.ajax("GET", url, {target: "#actions", swap: "outerHTML"});
   }
 
-  function onHint(event) {
+  function onHint(hint) {
     var card = actions();
-    var hint = JSON.parse(event.data);
     if (!card) { return; }
     if (hint.decision === undefined) { check(); return; } // (re)connected: heal any gap
     // The page that made the change already shows its state; others re-fetch.
@@ -54,20 +52,8 @@
     }
   }
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + "/ws/decisions/");
-    socket.onopen = function () { delay = 1000; };
-    socket.onmessage = onHint;
-    socket.onclose = function (event) {
-      if (event.code === 4401) { return; } // signed out: the next request will say so
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    };
-  }
-
   if (actions()) {
-    connect();
+    window.StudioX.liveSocket({url: function () { return "/ws/decisions/"; }, onMessage: onHint});
     setInterval(function () {
       var card = actions();
       if (card && card.dataset.state.indexOf("pending:") === 0) { check(); } // final: no more

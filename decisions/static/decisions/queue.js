@@ -5,22 +5,9 @@
 (function () {
   "use strict";
   var queue = function () { return document.getElementById("queue"); };
-  var delay = 1000;
 
   function refresh() {
     if (queue() && window.htmx) { window.htmx.trigger(queue(), "refresh"); }
-  }
-
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + "/ws/decisions/");
-    socket.onopen = function () { delay = 1000; };
-    socket.onmessage = refresh; // the first message, on connect, heals any gap
-    socket.onclose = function (event) {
-      if (event.code === 4401) { return; } // signed out: the page's links will say so
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    };
   }
 
   // After a swap: tell screen readers what changed (only if it did) and update the tab counts.
@@ -38,5 +25,6 @@
     });
   });
 
-  connect();
+  // The first message, on connect, heals any gap.
+  window.StudioX.liveSocket({url: function () { return "/ws/decisions/"; }, onMessage: refresh});
 })();

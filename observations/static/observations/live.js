@@ -1,76 +1,68 @@
-// Live observations for the rail and mission pages (no framework, no CDN).
+// Live observations for the rail and mission pages.
 //
 // <div data-live-stream="/ws/..." data-after="SEQ" data-list="#list" data-refresh="#a,#b">
-// opens the WebSocket with ?after=SEQ, prepends each observation to the list (once: lines are
-// keyed by sequence number), and re-fetches the regions named in data-refresh (each carries
-// its own data-refresh-url) a moment after news arrives and whenever the socket (re)opens, so
-// a missed push or a reconnect heals itself: the server's database is the truth.
+// follows the stream from SEQ (studiox/live-socket.js), prepends each observation to the list
+// (once: lines are keyed by sequence number) as a copy of <template id="observation-line">,
+// and has htmx re-fetch the regions named in data-refresh (each carries its own
+// data-refresh-url) a moment after news arrives and whenever the socket (re)opens, so a
+// missed push or a reconnect heals itself: the server's database is the truth.
 (function () {
   "use strict";
 
   var REFRESH_DELAY_MS = 250;
-  var RECONNECT_MAX_MS = 10000;
-  var NO_RETRY = {
-    4401: "Log in again to follow live updates.",
-    4403: "You may not follow this mission.",
-    4404: "This live stream does not exist."
-  };
 
   function kindLabels() {
     var node = document.getElementById("observation-kinds");
     try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
   }
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function utcTime(iso) {
+  function utcTime(iso, length) {
     var d = new Date(iso);
-    return isNaN(d) ? "" : d.toISOString().slice(11, 19);
+    return isNaN(d) ? "" : d.toISOString().slice(0, 19).replace("T", " ").slice(-length);
   }
 
-  function lineFor(o, labels, showMission) {
-    var li = el("li", "obs kind-" + o.kind + " fresh");
+  // The page's <template id="observation-line"> is observations/_line.html rendered empty:
+  // the markup has one home, the server's, and this only fills its slots.
+  function lineFor(template, o, labels) {
+    var li = template.content.firstElementChild.cloneNode(true);
+    li.className = "obs kind-" + o.kind + " fresh";
     li.dataset.seq = o.seq;
-    var time = el("time", "", utcTime(o.created_at));
+    var time = li.querySelector("time");
+    time.textContent = utcTime(o.created_at, 8);
     time.setAttribute("datetime", o.created_at);
-    li.appendChild(time);
-    if (showMission) {
-      var a = el("a", "obs-mission", (o.mission_title || "Mission") + " ");
-      a.href = "/missions/" + o.mission_id + "/";
-      a.appendChild(el("span", "muted", "#" + String(o.mission_id).slice(0, 8)));
-      li.appendChild(a);
-      li.appendChild(document.createTextNode(" "));
+    time.title = utcTime(o.created_at, 19) + " UTC";
+    var mission = li.querySelector(".obs-mission");
+    if (mission) {
+      mission.href = "/missions/" + o.mission_id + "/";
+      mission.firstChild.textContent = (o.mission_title || "Mission") + " ";
+      mission.querySelector(".muted").textContent = "#" + String(o.mission_id).slice(0, 8);
     }
-    li.appendChild(el("span", "obs-kind", labels[o.kind] || o.kind));
-    if (o.step) {
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(el("span", "obs-step", o.step));
-    }
-    li.appendChild(document.createTextNode(" "));
-    li.appendChild(el("span", "obs-message", o.message));
+    li.querySelector(".obs-kind").textContent = labels[o.kind] || o.kind;
+    var step = li.querySelector(".obs-step");
+    if (o.step) { step.textContent = o.step; } else { step.remove(); }
+    li.querySelector(".obs-message").textContent = o.message;
     return li;
   }
 
   function Stream(root) {
-    this.root = root;
-    this.url = root.dataset.liveStream;
+    var self = this;
     this.after = parseInt(root.dataset.after || "0", 10) || 0;
     this.list = document.querySelector(root.dataset.list);
     this.max = parseInt((this.list && this.list.dataset.max) || "200", 10);
     this.refreshTargets = (root.dataset.refresh || "").split(",").filter(Boolean);
-    this.showMission = root.dataset.showMission === "true";
+    this.template = document.getElementById("observation-line");
     this.status = document.querySelector("[data-live-status]");
     this.labels = kindLabels();
-    this.retryMs = 1000;
     this.refreshTimer = null;
     this.refreshEvery = parseInt(root.dataset.refreshEvery || "500", 10);
     this.lastRefresh = 0;
-    this.connect();
+    window.StudioX.liveSocket({
+      // Every (re)connect names the last line the page holds: the server sends what it missed.
+      url: function () { return root.dataset.liveStream + "?after=" + self.after; },
+      onMessage: function (frame) { self.receive(frame); },
+      onRetry: function () { self.say("Reconnecting…", "reconnecting"); },
+      onStop: function (code, text) { self.say(text, "stopped"); }
+    });
   }
 
   Stream.prototype.say = function (text, state) {
@@ -79,31 +71,13 @@
     this.status.dataset.state = state;
   };
 
-  Stream.prototype.connect = function () {
-    var self = this;
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + this.url + "?after=" + this.after);
-    this.socket = socket;
-    socket.onmessage = function (event) {
-      var frame;
-      try { frame = JSON.parse(event.data); } catch (e) { return; }
-      if (frame.type === "ready") {
-        self.retryMs = 1000;
-        self.say("Live", "live");
-        self.scheduleRefresh(0);
-      } else if (frame.type === "observations") {
-        self.add(frame.observations || []);
-      }
-    };
-    socket.onclose = function (event) {
-      if (NO_RETRY[event.code]) {
-        self.say(NO_RETRY[event.code], "stopped");
-        return;
-      }
-      self.say("Reconnecting…", "reconnecting");
-      setTimeout(function () { self.connect(); }, self.retryMs);
-      self.retryMs = Math.min(self.retryMs * 2, RECONNECT_MAX_MS);
-    };
+  Stream.prototype.receive = function (frame) {
+    if (frame.type === "ready") {
+      this.say("Live", "live");
+      this.scheduleRefresh(0);
+    } else if (frame.type === "observations") {
+      this.add(frame.observations || []);
+    }
   };
 
   Stream.prototype.add = function (observations) {
@@ -114,7 +88,7 @@
       var o = observations[i];
       this.after = Math.max(this.after, o.seq);
       if (this.list.querySelector('[data-seq="' + o.seq + '"]')) continue;
-      this.insert(lineFor(o, this.labels, this.showMission), o.seq);
+      this.insert(lineFor(this.template, o, this.labels), o.seq);
     }
     while (this.list.children.length > this.max) this.list.lastElementChild.remove();
     this.scheduleRefresh(REFRESH_DELAY_MS);
@@ -143,26 +117,13 @@
   Stream.prototype.refresh = function (selector) {
     var self = this;
     var target = document.querySelector(selector);
-    if (!target || !target.dataset.refreshUrl) return;
+    if (!target || !target.dataset.refreshUrl || !window.htmx) return;
     // Someone is typing in it (a cancel reason): try again later rather than wipe it.
     if (target.contains(document.activeElement) && document.activeElement !== document.body) {
       setTimeout(function () { self.refresh(selector); }, 1000);
       return;
     }
-    fetch(target.dataset.refreshUrl, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) {
-        if (html === null) return;
-        var holder = document.createElement("div");
-        holder.innerHTML = html.trim();
-        var fresh = holder.querySelector(selector) || holder.firstElementChild;
-        var current = document.querySelector(selector);
-        if (!fresh || !current) return;
-        current.replaceWith(fresh);
-        if (window.htmx) window.htmx.process(fresh);
-        tickDurations(fresh);
-      })
-      .catch(function () {});
+    window.htmx.ajax("GET", target.dataset.refreshUrl, {target: selector, swap: "outerHTML"});
   };
 
   // "Waiting for" columns keep counting between refreshes.
@@ -184,15 +145,9 @@
     });
   }
 
-  function confirmForms() {
-    document.addEventListener("submit", function (event) {
-      var message = event.target.dataset && event.target.dataset.confirm;
-      if (message && !window.confirm(message)) event.preventDefault();
-    });
-  }
-
   function start() {
-    confirmForms();
+    // A refreshed region comes with the durations as the server wrote them: count on at once.
+    document.addEventListener("htmx:afterSettle", function () { tickDurations(); });
     document.querySelectorAll("[data-live-stream]").forEach(function (root) { new Stream(root); });
     setInterval(tickDurations, 5000);
   }

@@ -1,13 +1,8 @@
 """Serve StudioX's MCP tools over stdio, for MCP clients that launch a command."""
 
-import os
-
-import anyio
 from django.core.management.base import BaseCommand, CommandError
 
-from studiox.mcp_server import build_server, token_user
-
-TOKEN_ENV = "STUDIOX_MCP_TOKEN"
+from studiox.mcp.stdio import TOKEN_ENV, StdioRefused, serve_stdio
 
 
 class Command(BaseCommand):
@@ -25,11 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, token: str, **options):
-        key = token or os.environ.get(TOKEN_ENV, "")
-        if not key:
-            raise CommandError(f"Pass --token or set {TOKEN_ENV}.")
-        user = token_user(key)
-        if user is None:
-            raise CommandError("The API token is not valid, or its user is inactive.")
-        # stdout carries the protocol from here on: nothing else may write to it.
-        anyio.run(build_server(stdio_user_id=user.pk).run_stdio_async)
+        try:
+            serve_stdio(token=token)
+        except StdioRefused as exc:
+            raise CommandError(str(exc)) from exc

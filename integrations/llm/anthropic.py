@@ -6,8 +6,8 @@ get an object back. System messages go to the top-level "system" field.
 
 import json
 
-from knowledge.llm.base import LLMError, ProviderConfig, Reply
-from knowledge.llm.http import post_json
+from integrations.llm.base import LLMError, ProviderConfig, Reply
+from integrations.llm.http import post_json
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"

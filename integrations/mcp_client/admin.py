@@ -1,7 +1,7 @@
 """Admin for MCP servers (docs/operating.md: configured in settings or the admin).
 
-missions/admin.py must import this module (`import missions.mcp_admin  # noqa: F401`), or the
-model is not registered: nothing else imports it.
+Registered through `integrations.admin`, which Django's admin autodiscovery imports. The rows
+are listed under Missions, the model's app.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
-from missions import mcp_client
-from missions.mcp_models import McpServer
+from integrations import mcp_client
+from missions.models import McpServer
 
 CONFIG_FIELDS = ["name", "transport", "command", "env", "url", "timeout_seconds", "enabled"]
 

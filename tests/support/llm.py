@@ -88,13 +88,3 @@ def llm_server():
     server = FakeLLMServer()
     yield server
     server.close()
-
-
-def closed_port_url() -> str:
-    """A loopback URL nobody listens on."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from knowledge.llm.base import LLMError, LLMRetryableError, ProviderConfig
+from integrations.llm.base import LLMError, LLMRetryableError, ProviderConfig
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 

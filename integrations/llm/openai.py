@@ -5,8 +5,8 @@ STUDIOX_LLM_BASE_URL includes the version prefix, e.g. http://127.0.0.1:11434/v1
 
 import re
 
-from knowledge.llm.base import LLMError, ProviderConfig, Reply
-from knowledge.llm.http import post_json
+from integrations.llm.base import LLMError, ProviderConfig, Reply
+from integrations.llm.http import post_json
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -1,4 +1,5 @@
-"""ASGI apps mounted beside Django: the MCP endpoint at /mcp (streamable HTTP).
+"""The MCP server over streamable HTTP at /mcp, mounted beside Django: API-token
+authentication (with the API's lockout and rate limit), and the session manager's life.
 
 The MCP session manager needs a running task group for its whole life. ASGI lifespan events
 start and stop it when the server sends them; otherwise (Channels' ProtocolTypeRouter does not
@@ -16,15 +17,22 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
 from studiox.api.middleware import HOST_REFUSED
+from studiox.api.throttling import UserThrottle
 from studiox.asgi_messages import read_body, replay, send_error
+from studiox.lockout import bad_token_limit
+from studiox.mcp.server import USER_ID_SCOPE_KEY, build_server, in_django_thread, token_user
 
 MCP_PATH = "/mcp"
 MCP_METHODS = ("POST",)
@@ -48,8 +56,6 @@ class McpEndpoint:
         self._lock: asyncio.Lock | None = None
 
     def _build(self) -> None:
-        from studiox.mcp_server import TokenAuthenticated, build_server, transport_security
-
         server = build_server()
         server.streamable_http_app(
             streamable_http_path=MCP_PATH,
@@ -153,3 +159,89 @@ def mount_http(django_app: Callable) -> Callable:
             await django_app(scope, receive, send)
 
     return app
+
+
+def transport_security() -> TransportSecuritySettings:
+    """Host checks against DNS rebinding, from ALLOWED_HOSTS (any port)."""
+    hosts = [host for host in settings.ALLOWED_HOSTS if host]
+    if "*" in hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = [host.lstrip(".") for host in hosts]
+    origins = [f"{scheme}://{name}" for name in names for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*names, *(f"{name}:*" for name in names)],
+        allowed_origins=[
+            *origins,
+            *(f"{origin}:*" for origin in origins),
+            *settings.CSRF_TRUSTED_ORIGINS,
+        ],
+    )
+
+
+async def _unauthorized(send: Send) -> None:
+    detail = (
+        "Authentication credentials were not provided or are not valid: send "
+        "'Authorization: Token <key>' (or 'Bearer <key>')."
+    )
+    await send_error(send, 401, detail, headers=[(b"www-authenticate", b'Token realm="api"')])
+
+
+def throttle_wait(user) -> float | None:
+    """None if `user` may make another request now, else the seconds to wait. The same
+    per-user budget as the REST API (one cache key), so MCP is no way around its limit."""
+    throttle = UserThrottle()
+    if throttle.allow_request(SimpleNamespace(user=user), None):
+        return None
+    return throttle.wait() or 1.0
+
+
+def token_user_or_wait(key: str, address: str) -> tuple[Any, int | None]:
+    """(user, None) for a valid token; (None, seconds) while `address` is locked out for
+    guessing; (None, None) for a wrong token, which counts against `address` as on the API."""
+    limit = bad_token_limit()
+    wait = limit.wait(address)
+    if wait is not None:
+        return None, wait
+    user = token_user(key)
+    if user is None:
+        return None, limit.record(address)
+    return user, None
+
+
+def _token_from(scope: Scope) -> str:
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, key = header.strip().partition(" ")
+    return key.strip() if scheme.lower() in ("token", "bearer") else ""
+
+
+class TokenAuthenticated:
+    """Lets through only requests with a valid API token, marking the scope with its user."""
+
+    def __init__(self, app: Callable):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _token_from(scope)
+        if not key:
+            await _unauthorized(send)
+            return
+        address = (scope.get("client") or ("unknown",))[0]
+        user, locked = await in_django_thread(token_user_or_wait)(key, address)
+        if locked is not None:
+            detail = (
+                "Too many requests with an invalid API token from your address. "
+                f"Expected available in {locked} seconds."
+            )
+            await send_error(send, 429, detail, headers=[(b"retry-after", str(locked).encode())])
+            return
+        if user is None:
+            await _unauthorized(send)
+            return
+        wait = await in_django_thread(throttle_wait)(user)
+        if wait is not None:
+            seconds = math.ceil(wait)
+            detail = f"Request was throttled. Expected available in {seconds} seconds."
+            await send_error(send, 429, detail, headers=[(b"retry-after", str(seconds).encode())])
+            return
+        await self.app({**scope, USER_ID_SCOPE_KEY: user.pk}, receive, send)

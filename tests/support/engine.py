@@ -1,7 +1,17 @@
 """Drive missions in-process, exactly as a worker would, for tests of engine rules."""
 
+from django.utils import timezone
+
+from missions import engine
 from missions.engine import Outcome, mission_advance
-from missions.models import Mission
+from missions.models import Mission, Step
+from missions.services import mission_start
+
+
+def started(user, type: str = "test_count", **input) -> Mission:
+    """A mission just started (pending, not advanced); `test_count` counts one step unless
+    `steps` says otherwise."""
+    return mission_start(type=type, input=input or {"steps": 1}, started_by=user).mission
 
 
 def drain(mission: Mission, *, limit: int = 10_000) -> Mission:
@@ -17,11 +27,6 @@ def drain(mission: Mission, *, limit: int = 10_000) -> Mission:
 def make_due(mission: Mission) -> None:
     """Bring the mission's pending timer, time-out or back-off forward to now, as if the
     time had passed (tests do not sleep through back-offs)."""
-    from django.utils import timezone
-
-    from missions import engine
-    from missions.models import Step
-
     now = timezone.now()
     for step in Step.objects.filter(mission=mission).exclude(status=Step.Status.COMPLETED):
         step.wait = {

@@ -1,34 +1,29 @@
-"""StudioX as an MCP server (docs/api.md): the API's main actions as tools for agents.
+"""The MCP tools (docs/api.md): the API's main actions for agents, whichever the transport.
 
-Callers authenticate with their API token, over streamable HTTP at /mcp (`Authorization:
-Token <key>` or `Bearer <key>`) or over stdio (`manage.py mcp_stdio --token <key>`). Every tool
-runs the same selectors, services and permission checks as the REST API, and answers with the
-same JSON shapes.
+Every tool runs the same selectors, services and permission checks as the REST API, and
+answers with the same JSON shapes. The caller is the owner of an API token: on HTTP the
+scope carries its user (`studiox.mcp.http`), on stdio the server is built for it
+(`studiox.mcp.stdio`).
 """
 
 import json
-import math
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.transport_security import TransportSecuritySettings
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
-from starlette.types import Receive, Scope, Send
 
 from decisions.selectors import decisions_pending_for
 from missions.selectors import mission_get_for, mission_types
 from missions.services import event_deliver, mission_start
+from observations.selectors import mission_recent_observations
 from studiox.api import permissions
 from studiox.api.exceptions import domain_error
-from studiox.api.selectors import mission_recent_observations
 from studiox.api.serializers import (
     DecisionSerializer,
     EventResultSerializer,
@@ -36,9 +31,6 @@ from studiox.api.serializers import (
     MissionTypeSerializer,
     ObservationSerializer,
 )
-from studiox.api.throttling import UserThrottle
-from studiox.asgi_messages import send_error
-from studiox.lockout import bad_token_limit
 from studiox.safe_input import json_problem
 
 USER_ID_SCOPE_KEY = "studiox.user_id"
@@ -66,21 +58,9 @@ def token_user(key: str):
     return user
 
 
-def token_user_or_wait(key: str, address: str) -> tuple[Any, int | None]:
-    """(user, None) for a valid token; (None, seconds) while `address` is locked out for
-    guessing; (None, None) for a wrong token, which counts against `address` as on the API."""
-    limit = bad_token_limit()
-    wait = limit.wait(address)
-    if wait is not None:
-        return None, wait
-    user = token_user(key)
-    if user is None:
-        return None, limit.record(address)
-    return user, None
-
-
-def _in_thread(fn: Callable[..., T]) -> Callable[..., Any]:
-    """Run ORM code in Django's thread; stale connections are closed as a request would."""
+def in_django_thread(fn: Callable[..., T]) -> Callable[..., Any]:
+    """Run ORM code in Django's thread; stale connections are closed as a request would.
+    Shared with `studiox.mcp.http`, whose token check reads the database too."""
 
     def with_connections(*args: Any) -> T:
         close_old_connections()
@@ -146,7 +126,7 @@ class StudioXTools:
         def run() -> dict[str, Any]:
             return {"mission_types": MissionTypeSerializer(mission_types(), many=True).data}
 
-        return await _in_thread(run)()
+        return await in_django_thread(run)()
 
     async def start_mission(
         self, type: str, input: dict[str, Any], ctx: Context, idempotency_key: str = ""
@@ -169,7 +149,7 @@ class StudioXTools:
                 raise _refused(exc) from exc
             return {"created": result.created, "mission": MissionSerializer(result.mission).data}
 
-        return await _in_thread(run)()
+        return await in_django_thread(run)()
 
     async def get_mission(
         self, mission_id: str, ctx: Context, observations: int = 20
@@ -189,7 +169,7 @@ class StudioXTools:
                 "observations": ObservationSerializer(recent, many=True).data,
             }
 
-        return await _in_thread(run)()
+        return await in_django_thread(run)()
 
     async def list_pending_decisions(self, ctx: Context) -> dict[str, Any]:
         """The pending decisions waiting on your roles, with their context."""
@@ -199,7 +179,7 @@ class StudioXTools:
             pending = decisions_pending_for(user=self._user(user_id))[:MAX_DECISIONS]
             return {"decisions": DecisionSerializer(pending, many=True).data}
 
-        return await _in_thread(run)()
+        return await in_django_thread(run)()
 
     async def send_event(
         self,
@@ -234,7 +214,7 @@ class StudioXTools:
                 raise _refused(exc) from exc
             return EventResultSerializer(result).data
 
-        return await _in_thread(run)()
+        return await in_django_thread(run)()
 
 
 def build_server(*, stdio_user_id: int | None = None) -> MCPServer:
@@ -250,76 +230,3 @@ def build_server(*, stdio_user_id: int | None = None) -> MCPServer:
     ):
         server.add_tool(tool)
     return server
-
-
-def transport_security() -> TransportSecuritySettings:
-    """Host checks against DNS rebinding, from ALLOWED_HOSTS (any port)."""
-    hosts = [host for host in settings.ALLOWED_HOSTS if host]
-    if "*" in hosts:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    names = [host.lstrip(".") for host in hosts]
-    origins = [f"{scheme}://{name}" for name in names for scheme in ("http", "https")]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[*names, *(f"{name}:*" for name in names)],
-        allowed_origins=[
-            *origins,
-            *(f"{origin}:*" for origin in origins),
-            *settings.CSRF_TRUSTED_ORIGINS,
-        ],
-    )
-
-
-async def _unauthorized(send: Send) -> None:
-    detail = (
-        "Authentication credentials were not provided or are not valid: send "
-        "'Authorization: Token <key>' (or 'Bearer <key>')."
-    )
-    await send_error(send, 401, detail, headers=[(b"www-authenticate", b'Token realm="api"')])
-
-
-def throttle_wait(user) -> float | None:
-    """None if `user` may make another request now, else the seconds to wait. The same
-    per-user budget as the REST API (one cache key), so MCP is no way around its limit."""
-    throttle = UserThrottle()
-    if throttle.allow_request(SimpleNamespace(user=user), None):
-        return None
-    return throttle.wait() or 1.0
-
-
-def _token_from(scope: Scope) -> str:
-    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-    scheme, _, key = header.strip().partition(" ")
-    return key.strip() if scheme.lower() in ("token", "bearer") else ""
-
-
-class TokenAuthenticated:
-    """Lets through only requests with a valid API token, marking the scope with its user."""
-
-    def __init__(self, app: Callable):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _token_from(scope)
-        if not key:
-            await _unauthorized(send)
-            return
-        address = (scope.get("client") or ("unknown",))[0]
-        user, locked = await _in_thread(token_user_or_wait)(key, address)
-        if locked is not None:
-            detail = (
-                "Too many requests with an invalid API token from your address. "
-                f"Expected available in {locked} seconds."
-            )
-            await send_error(send, 429, detail, headers=[(b"retry-after", str(locked).encode())])
-            return
-        if user is None:
-            await _unauthorized(send)
-            return
-        wait = await _in_thread(throttle_wait)(user)
-        if wait is not None:
-            seconds = math.ceil(wait)
-            detail = f"Request was throttled. Expected available in {seconds} seconds."
-            await send_error(send, 429, detail, headers=[(b"retry-after", str(seconds).encode())])
-            return
-        await self.app({**scope, USER_ID_SCOPE_KEY: user.pk}, receive, send)

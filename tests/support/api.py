@@ -1,4 +1,4 @@
-"""Shared by the API and MCP tests: token clients and missions in a chosen state."""
+"""For the REST API and MCP tests: token clients and missions in a chosen state."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from rest_framework.test import APIClient
 from decisions.models import Decision
 from missions.models import Mission
 from missions.runtime import mission
-from missions.services import mission_start
-from tests.engine_helpers import drain
+from tests.support.engine import drain, started
 
 
 class ApprovalInput(BaseModel):
@@ -41,7 +40,8 @@ def token_for(user) -> str:
     return Token.objects.get_or_create(user=user)[0].key
 
 
-def client_for(user=None) -> APIClient:
+def api_client(user=None) -> APIClient:
+    """An API client sending `user`'s token; anonymous without a user."""
     client = APIClient()
     if user is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
@@ -53,10 +53,6 @@ def grant(user, codename: str) -> None:
     user.user_permissions.add(
         Permission.objects.get(content_type__app_label=app_label, codename=name)
     )
-
-
-def started(user, type: str = "test_count", **input) -> Mission:
-    return mission_start(type=type, input=input or {"steps": 1}, started_by=user).mission
 
 
 def failed(user) -> Mission:

@@ -1,34 +1,28 @@
-"""The REST API (docs/api.md). Each view checks the request's shape, then calls one service or
-selector; permissions and state rules live there, errors become JSON in `exceptions`."""
+"""Missions through the API (docs/api.md): the types, starting, following, cancelling and
+retrying. Each view checks the request's shape, then calls one service or selector;
+permissions and state rules live there, errors become JSON in `exceptions`."""
 
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
-from rest_framework.views import APIView
 
 from missions.models import Mission
 from missions.selectors import mission_get_for, mission_list, mission_steps, mission_types
-from missions.services import event_deliver, mission_cancel, mission_retry, mission_start
+from missions.services import mission_cancel, mission_retry, mission_start
+from observations.selectors import mission_observations
 from studiox.api import permissions
-from studiox.api.authentication import TokenOrBearerAuthentication
+from studiox.api.base import BAD_REQUEST, UNAUTHENTICATED, ApiView, error_response, validated
 from studiox.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
 from studiox.api.idempotency import idempotency_key
 from studiox.api.pagination import NewestFirstCursorPagination
-from studiox.api.parsers import SafeJSONParser
-from studiox.api.selectors import mission_observations
 from studiox.api.serializers import (
     CancelSerializer,
-    ErrorSerializer,
-    EventResultSerializer,
-    EventSerializer,
     MissionListQuerySerializer,
     MissionSerializer,
     MissionStartSerializer,
@@ -39,34 +33,11 @@ from studiox.api.serializers import (
     StepListSerializer,
     StepSerializer,
 )
-from studiox.api.throttling import AnonThrottle, UserThrottle
 
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
-UNAUTHENTICATED = _error("Not authenticated (token or session).")
-NOT_FOUND = _error("No such mission, or it is not visible to you.")
-BAD_REQUEST = _error("Invalid request; `errors` names the fields.")
+NOT_FOUND = error_response("No such mission, or it is not visible to you.")
 MISSION_ID = OpenApiParameter(
     "mission_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The mission's id."
 )
-
-
-class ApiView(APIView):
-    # JSON in and out only (a browser gets JSON errors too), rate-limited. No docstring:
-    # drf-spectacular would publish it as every operation's description.
-    authentication_classes = [TokenOrBearerAuthentication, SessionAuthentication]
-    parser_classes = [SafeJSONParser]
-    renderer_classes = [JSONRenderer]
-    throttle_classes = [AnonThrottle, UserThrottle]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _visible_mission(request: Request, mission_id: str) -> Mission:
@@ -96,7 +67,7 @@ class MissionsView(ApiView):
         responses={200: MissionSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
-        filters = _valid(MissionListQuerySerializer, request.query_params)
+        filters = validated(MissionListQuerySerializer, request.query_params)
         missions = mission_list(
             user=request.user, status=filters.get("status"), type=filters.get("type")
         )
@@ -116,12 +87,12 @@ class MissionsView(ApiView):
             200: OpenApiResponse(MissionSerializer, description="Idempotent repeat."),
             400: BAD_REQUEST,
             401: UNAUTHENTICATED,
-            409: _error("The Idempotency-Key was used for a different request."),
-            413: _error("The body is too large."),
+            409: error_response("The Idempotency-Key was used for a different request."),
+            413: error_response("The body is too large."),
         },
     )
     def post(self, request: Request) -> Response:
-        body = _valid(MissionStartSerializer, request.data)
+        body = validated(MissionStartSerializer, request.data)
         result = mission_start(
             type=body["type"],
             input=body["input"],
@@ -174,7 +145,7 @@ class MissionObservationsView(ApiView):
     )
     def get(self, request: Request, mission_id: str) -> Response:
         mission = _visible_mission(request, mission_id)
-        query = _valid(ObservationQuerySerializer, request.query_params)
+        query = validated(ObservationQuerySerializer, request.query_params)
         # One more than asked tells whether the reader should come back at once.
         rows = mission_observations(mission=mission, after=query["after"], limit=query["limit"] + 1)
         page = rows[: query["limit"]]
@@ -199,16 +170,16 @@ class MissionCancelView(ApiView):
         responses={
             200: MissionSerializer,
             401: UNAUTHENTICATED,
-            403: _error("Neither its requester nor an operator."),
+            403: error_response("Neither its requester nor an operator."),
             404: NOT_FOUND,
-            409: _error("The mission has already finished."),
+            409: error_response("The mission has already finished."),
         },
     )
     def post(self, request: Request, mission_id: str) -> Response:
         mission = _visible_mission(request, mission_id)
         if not permissions.can_cancel(request.user, mission):
             raise PermissionDenied(permissions.CANNOT_CANCEL)
-        body = _valid(CancelSerializer, request.data)
+        body = validated(CancelSerializer, request.data)
         mission = mission_cancel(mission=mission, by=request.user, reason=body["reason"])
         return Response(MissionSerializer(mission).data)
 
@@ -222,9 +193,9 @@ class MissionRetryView(ApiView):
         responses={
             200: MissionSerializer,
             401: UNAUTHENTICATED,
-            403: _error("Not an operator (missions.change_mission)."),
+            403: error_response("Not an operator (missions.change_mission)."),
             404: NOT_FOUND,
-            409: _error("The mission has not failed."),
+            409: error_response("The mission has not failed."),
         },
     )
     def post(self, request: Request, mission_id: str) -> Response:
@@ -232,39 +203,3 @@ class MissionRetryView(ApiView):
         if not permissions.can_retry(request.user, mission):
             raise PermissionDenied(permissions.CANNOT_RETRY)
         return Response(MissionSerializer(mission_retry(mission=mission, by=request.user)).data)
-
-
-class EventsView(ApiView):
-    permission_classes = [permissions.CanSendEvents]
-
-    @extend_schema(
-        operation_id="events_send",
-        summary="Deliver an external event to the missions waiting for it",
-        description="Wakes every mission waiting for this event and key; with none waiting, "
-        "the event is kept for the first mission that waits for it. Needs the "
-        "missions.add_event permission.",
-        parameters=[IDEMPOTENCY_KEY],
-        request=EventSerializer,
-        responses={
-            202: EventResultSerializer,
-            200: OpenApiResponse(EventResultSerializer, description="Idempotent repeat."),
-            400: BAD_REQUEST,
-            401: UNAUTHENTICATED,
-            403: _error("No missions.add_event permission."),
-            409: _error("The Idempotency-Key was used for a different event."),
-            413: _error("The body is too large."),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        body = _valid(EventSerializer, request.data)
-        result = event_deliver(
-            event=body["event"],
-            key=body["key"],
-            payload=body["payload"],
-            sent_by=request.user,
-            idempotency_key=idempotency_key(request),
-        )
-        return Response(
-            EventResultSerializer(result).data,
-            status=status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK,
-        )

@@ -1,10 +1,14 @@
-"""The hot path on PostgreSQL: a completed step's checkpoint in ONE statement.
+"""Hand-written SQL for PostgreSQL, where the engine's hottest statements run.
 
-Fencing UPDATE, step INSERT (or UPDATE of a step that was waiting or retrying) and
-observation INSERTs are data-modifying CTEs of one query, so a checkpoint costs BEGIN, one
-statement and COMMIT, the same round trips as the smallest possible commit. Anything unusual
-(interrupted, stale, other databases) takes the ORM path in engine._write, which this path
-never leaves half-done: if the fence matches nothing, nothing is written.
+A completed step's checkpoint is ONE statement: the fencing UPDATE, the step INSERT (or
+UPDATE of a step that was waiting or retrying) and the observation INSERTs are data-modifying
+CTEs of one query, so a checkpoint costs BEGIN, one statement and COMMIT, the same round trips
+as the smallest possible commit. Anything unusual (interrupted, stale, other databases) takes
+the ORM path in engine._write, which this path never leaves half-done: if the fence matches
+nothing, nothing is written.
+
+Taking a lease and reading an event delivered to a wait are single statements here too; on
+other databases the engine and the lease module use the ORM.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ SELECT (SELECT id FROM step), (SELECT array_agg(id ORDER BY id) FROM lines)
 
 SQL = {True: FENCE + NEW_STEP + LINES, False: FENCE + RECORDED_STEP + LINES}  # by `created`
 
-# engine.lease_acquire in one statement, the mission row coming back with it.
+# lease.lease_acquire in one statement, the mission row coming back with it.
 LEASE = f"""
 UPDATE {Mission._meta.db_table}
    SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(expires)s,

@@ -1,6 +1,6 @@
 """LLM providers behind one interface, chosen by STUDIOX_LLM_PROVIDER (docs/operating.md).
 
-    from knowledge import llm
+    from integrations import llm
     result = llm.complete(messages=[{"role": "user", "content": "…"}], schema={...})
     result.parsed  # the reply as a dict, valid against the schema
 
@@ -18,8 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from knowledge.llm import anthropic, offline, openai
-from knowledge.llm.base import LLMError, LLMResult, LLMRetryableError, ProviderConfig, Reply
+from integrations.llm import anthropic, offline, openai
+from integrations.llm.base import LLMError, LLMResult, LLMRetryableError, ProviderConfig, Reply
 
 __all__ = ["LLMError", "LLMResult", "LLMRetryableError", "complete"]
 

@@ -1,35 +1,55 @@
-"""Shared by the rail tests: WebSocket readers logged in as a persona, missions in a state."""
+"""For the rail tests: WebSocket readers of the real ASGI stack, missions in a state and
+observations committed as the engine writes them."""
 
 from __future__ import annotations
 
+import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
-from django.test import Client
 
 from missions.models import Mission
-from missions.services import mission_start
+from observations.consumers import close_reader_connections
 from observations.models import Observation
 from observations.services import observation_record
 
 TIMEOUT = 10  # seconds a reader waits for a frame before the test fails
 
 
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
+@pytest.fixture(autouse=True)
+def readers_let_go_of_the_database():
+    yield
+    close_reader_connections()  # so the test database can be flushed and dropped
 
 
-def reader(path: str, cookie: str | None = None) -> WebsocketCommunicator:
-    """A WebSocket client of the real ASGI stack (origin check, sessions, routing)."""
+@pytest.fixture
+def fast_polls(settings):
+    """Pollers that run many times a second: a leaked one shows at once."""
+    settings.STUDIOX_LIVE_POLL_SECONDS = 0.05
+
+
+def reader(
+    path: str,
+    cookie: str | None = None,
+    *,
+    origin: str | None = "http://localhost",
+    host: str = "localhost",
+    scheme: str = "ws",
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> WebsocketCommunicator:
+    """A WebSocket client of the real ASGI stack (origin check, sessions, routing); no
+    Origin header when `origin` is None."""
     from studiox.asgi import application
 
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    headers = [(b"host", host.encode()), *extra]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
     if cookie:
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    return WebsocketCommunicator(application, path, headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator.scope["scheme"] = scheme
+    return communicator
 
 
 def run(coroutine_function, *args):
@@ -86,13 +106,3 @@ async def expect_closed(communicator: WebsocketCommunicator) -> int:
     output = await communicator.receive_output(timeout=TIMEOUT)
     assert output["type"] == "websocket.close", output
     return output.get("code")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def started(user, type: str = "test_count", **input) -> Mission:
-    return mission_start(type=type, input=input or {"steps": 2}, started_by=user).mission

@@ -1,5 +1,5 @@
 """The MCP client behind `ctx.call_tool` (docs/operating.md): find a server's configuration,
-call a tool.
+call a tool. Its admin (the McpServer rows) is `admin` beside this module.
 
 Synchronous on purpose: the engine calls it from a Celery worker thread, and each call runs
 the async MCP client in a fresh event loop. A call opens a session, lists the tools (to learn
@@ -32,7 +32,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
-from missions.mcp_models import McpServer
+from missions.models import McpServer
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 IDEMPOTENCY_KEY = "idempotency_key"

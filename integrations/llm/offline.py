@@ -9,7 +9,7 @@ import json
 import textwrap
 from typing import Any
 
-from knowledge.llm.base import LLMError, ProviderConfig, Reply
+from integrations.llm.base import LLMError, ProviderConfig, Reply
 
 MODEL = "studiox-offline-1"
 MAX_DEPTH = 32

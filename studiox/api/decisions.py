@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from decisions.models import Decision
-from decisions.selectors import decision_get_for
+from decisions.selectors import decision_get_for, decisions_of_roles
 from decisions.services import DecisionInvalid, decision_decide
-from studiox.api.selectors import decisions_of_roles
+from studiox.api.base import BAD_REQUEST, UNAUTHENTICATED, ApiView, error_response, validated
 from studiox.api.serializers import (
     MAX_ID,
     DecideSerializer,
     DecisionListQuerySerializer,
     DecisionSerializer,
-    ErrorSerializer,
 )
-from studiox.api.views import BAD_REQUEST, UNAUTHENTICATED, ApiView, _valid
 
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
+NOT_VISIBLE = error_response("Not visible.")
 
 
 def _visible_decision(request: Request, decision_id: str) -> Decision:
@@ -43,7 +39,7 @@ class DecisionsView(ApiView):
         responses={200: DecisionSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
-        query = _valid(DecisionListQuerySerializer, request.query_params)
+        query = validated(DecisionListQuerySerializer, request.query_params)
         decisions = decisions_of_roles(user=request.user, status=query["status"])
         return Response(DecisionSerializer(decisions[: query["limit"]], many=True).data)
 
@@ -52,7 +48,7 @@ class DecisionView(ApiView):
     @extend_schema(
         operation_id="decisions_get",
         summary="One decision with its context and evidence",
-        responses={200: DecisionSerializer, 401: UNAUTHENTICATED, 404: _error("Not visible.")},
+        responses={200: DecisionSerializer, 401: UNAUTHENTICATED, 404: NOT_VISIBLE},
     )
     def get(self, request: Request, decision_id: str) -> Response:
         return Response(DecisionSerializer(_visible_decision(request, decision_id)).data)
@@ -67,14 +63,16 @@ class DecisionDecideView(ApiView):
             200: DecisionSerializer,
             400: BAD_REQUEST,
             401: UNAUTHENTICATED,
-            403: _error("Not allowed: not in the role, or four eyes (own mission, two tiers)."),
-            404: _error("Not visible."),
-            409: _error("Already decided; `detail` names who decided first."),
+            403: error_response(
+                "Not allowed: not in the role, or four eyes (own mission, two tiers)."
+            ),
+            404: NOT_VISIBLE,
+            409: error_response("Already decided; `detail` names who decided first."),
         },
     )
     def post(self, request: Request, decision_id: str) -> Response:
         decision = _visible_decision(request, decision_id)
-        body = _valid(DecideSerializer, request.data)
+        body = validated(DecideSerializer, request.data)
         try:
             decision = decision_decide(
                 decision=decision,
