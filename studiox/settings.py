@@ -16,10 +16,18 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("STUDIOX_DEBUG", False)
 TESTING = env_bool("STUDIOX_TESTING", False)
+# The environment's key; otherwise the one `bin/studiox` keeps in var/ (created private), so
+# that `manage.py` in a new terminal runs against the same embedded installation.
+SECRET_KEY_FILE = VAR_DIR / "secret-key"
 SECRET_KEY = env_str("STUDIOX_SECRET_KEY")
+if not SECRET_KEY and SECRET_KEY_FILE.is_file():
+    SECRET_KEY = SECRET_KEY_FILE.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("STUDIOX_SECRET_KEY is required when STUDIOX_DEBUG is off")
+        raise ImproperlyConfigured(
+            f"STUDIOX_SECRET_KEY is required when STUDIOX_DEBUG is off (or a key in "
+            f"{SECRET_KEY_FILE}, which bin/studiox creates)"
+        )
     SECRET_KEY = "insecure-debug-only-key"
 
 ALLOWED_HOSTS = env_list("STUDIOX_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")

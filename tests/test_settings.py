@@ -67,6 +67,24 @@ def test_it_requires_a_secret_key_when_debug_is_off(tmp_path):
     assert "STUDIOX_SECRET_KEY is required" in result.stderr
 
 
+def test_manage_py_in_a_new_terminal_uses_the_key_bin_studiox_created(tmp_path):
+    (tmp_path / "secret-key").write_text("key-from-bin-studiox\n")
+    result = run_python(
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        STUDIOX_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "key-from-bin-studiox"
+    from_environment = run_python(
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        STUDIOX_VAR_DIR=str(tmp_path),
+        STUDIOX_SECRET_KEY="from-the-environment",
+    )
+    assert from_environment.stdout.strip() == "from-the-environment"
+
+
 def test_the_embedded_default_needs_no_service(tmp_path):
     import json
 
