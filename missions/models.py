@@ -203,6 +203,7 @@ class EventDelivery(models.Model):
     delivered_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "event deliveries"
         constraints = [
             models.UniqueConstraint(fields=["mission", "step_name"], name="delivery_per_wait")
         ]

@@ -114,6 +114,12 @@ def test_events_and_deliveries_are_read_only(admin_client, admin_user):
     assert admin_client.get(reverse("admin:missions_eventdelivery_changelist")).status_code == 200
 
 
+def test_the_admin_names_every_model_in_plain_english(admin_client):
+    index = admin_client.get(reverse("admin:index")).text
+    assert "Event deliveries" in index
+    assert "deliverys" not in index.lower()
+
+
 def test_steps_and_observations_have_their_own_read_only_lists(admin_client, admin_user):
     mission = drain(started(admin_user))
     step = mission.steps.first()
