@@ -808,6 +808,8 @@ class MissionContext:
             "waiting_detail": "",
             "wake_at": None,
         }
+        if step_name:  # a failed mission's current step is the one that failed
+            checkpoint.mission_updates["current_step"] = step_name
         checkpoint.observations.append(_observation("failed", f"Failed: {message}", step=step_name))
         self._commit(checkpoint)
         raise _Yield(Outcome.FINISHED)

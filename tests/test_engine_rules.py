@@ -85,6 +85,13 @@ def test_non_retryable_error_fails_the_mission_with_its_message():
     assert mission.observations.filter(kind="failed").exists()
 
 
+def test_a_failed_missions_current_step_is_the_step_that_failed(tmp_path):
+    marker = tmp_path / "attempts"
+    mission = drain(start("test_flaky", marker=str(marker), fail_times=3, max_attempts=1))
+    assert mission.status == "failed"
+    assert mission.current_step == "call"
+
+
 def test_retries_back_off_then_fail_then_an_operator_retry_succeeds(tmp_path, admin_user):
     marker = tmp_path / "attempts"
     mission = drain(start("test_flaky", marker=str(marker), fail_times=3, max_attempts=2))

@@ -145,3 +145,10 @@ def test_a_limit_that_would_not_limit_stops_start_up(value, tmp_path):
     )
     assert started.returncode != 0
     assert "STUDIOX_LOGIN_FAILURE_LIMIT" in started.stderr
+
+
+def test_the_log_in_link_never_sends_you_back_to_the_log_in_page(db):
+    page = Client().get("/accounts/login/").text
+    assert 'href="/accounts/login/">Log in</a>' in page
+    assert "next=/accounts/login/" not in page and "next=%2Faccounts%2Flogin%2F" not in page
+    assert 'href="/accounts/login/?next=/">Log in</a>' in Client().get("/").text
