@@ -1,5 +1,6 @@
 """/missions/ and /missions/<uuid>/: who sees what, filters, partials, the timeline."""
 
+import re
 import uuid
 
 import pytest
@@ -194,3 +195,16 @@ def test_the_mission_page_costs_the_same_queries_for_3_or_30_steps(
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = client.get(reverse("missions:detail", args=[long.id]))
     assert response.text.count('class="gantt-row"') == 30
+
+
+def test_every_page_has_a_favicon_that_is_served(requester):
+    page = logged_in(requester).get("/missions/").text
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon is not None
+    assert Client().get(icon.group(1)).status_code == 200
+
+
+def test_start_a_refund_is_in_the_navigation_for_signed_in_people(requester):
+    nav = logged_in(requester).get("/missions/").text
+    assert '<a href="/refunds/new/"' in nav and "Start a refund" in nav
+    assert "Start a refund" not in Client().get("/").text
