@@ -11,6 +11,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from studiox.api.throttling import BadTokenThrottled
 from studiox.lockout import bad_token_limit, client_address
 
+INVALID_CHARACTERS = "Invalid token header: the key has invalid characters."
+
 
 class TokenOrBearerAuthentication(TokenAuthentication):
     def authenticate(self, request):
@@ -35,10 +37,11 @@ class TokenOrBearerAuthentication(TokenAuthentication):
         try:
             key = parts[1].decode()
         except UnicodeError as exc:
-            raise AuthenticationFailed(
-                "Invalid token header: the key has invalid characters."
-            ) from exc
-        # Keys are printable ASCII; a control character (NUL) must not reach the database.
-        if not all("!" <= char <= "~" for char in key):
-            raise AuthenticationFailed("Invalid token header: the key has invalid characters.")
+            raise AuthenticationFailed(INVALID_CHARACTERS) from exc
         return self.authenticate_credentials(key)
+
+    def authenticate_credentials(self, key: str):
+        # Keys are printable ASCII; a control character (NUL) must not reach the database.
+        if not key or not all("!" <= char <= "~" for char in key):
+            raise AuthenticationFailed(INVALID_CHARACTERS)
+        return super().authenticate_credentials(key)

@@ -15,7 +15,6 @@ from django.contrib.auth import get_user_model
 from django.db import close_old_connections
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from decisions.selectors import decisions_pending_for
@@ -23,6 +22,7 @@ from missions.selectors import mission_get_for, mission_types
 from missions.services import event_deliver, mission_start
 from observations.selectors import mission_recent_observations
 from studiox.api import permissions
+from studiox.api.authentication import TokenOrBearerAuthentication
 from studiox.api.exceptions import domain_error
 from studiox.api.serializers import (
     DecisionSerializer,
@@ -47,12 +47,9 @@ T = TypeVar("T")
 
 
 def token_user(key: str):
-    """The active user owning API token `key`, or None (DRF's own token rules)."""
-    # Keys are printable ASCII; a control character (NUL) must not reach the database.
-    if not key or not all("!" <= char <= "~" for char in key):
-        return None
+    """The active user owning API token `key`, or None (the REST API's own token rules)."""
     try:
-        user, _ = TokenAuthentication().authenticate_credentials(key)
+        user, _ = TokenOrBearerAuthentication().authenticate_credentials(key)
     except AuthenticationFailed:
         return None
     return user
