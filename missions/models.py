@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from missions.mcp_models import McpServer
 
-__all__ = ["Event", "EventDelivery", "McpServer", "Mission", "Step"]
+__all__ = ["Event", "EventDelivery", "MapItem", "McpServer", "Mission", "Step"]
 
 
 class Mission(models.Model):
@@ -27,6 +27,9 @@ class Mission(models.Model):
         EVENT = "event", "Event"
         TIMER = "timer", "Timer"
         RETRY = "retry", "Retry back-off"
+        MAP = "map", "Parallel steps"
+        MISSIONS = "missions", "Other missions"
+        ANY = "any", "First of several"
 
     FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
     RUNNABLE_STATUSES = (Status.PENDING, Status.RUNNING)
@@ -49,6 +52,17 @@ class Mission(models.Model):
     )
     idempotency_key = models.CharField(max_length=200, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="the mission that started this one",
+    )
+    parent_step = models.CharField(
+        max_length=200, blank=True, help_text="the parent's step that started this one"
+    )
 
     current_step = models.CharField(max_length=200, blank=True)
     step_count = models.PositiveIntegerField(default=0, help_text="completed checkpoints")
@@ -94,13 +108,24 @@ class Mission(models.Model):
                 condition=Q(status="waiting", waiting_on="event"),
             ),
             models.Index(fields=["finished_at"], name="mission_finished_idx"),
+            models.Index(
+                fields=["parent", "created_at"],
+                name="mission_children_idx",
+                condition=Q(parent__isnull=False),
+            ),
         ]
         constraints = [
+            # A parent's step starts its child exactly once, whatever crashes or replays.
+            models.UniqueConstraint(
+                fields=["parent", "parent_step"],
+                condition=Q(parent__isnull=False),
+                name="mission_child_per_parent_step",
+            ),
             models.UniqueConstraint(
                 fields=["started_by", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
                 name="mission_idempotency_key_per_user",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
@@ -120,6 +145,10 @@ class Step(models.Model):
         EVENT = "event", "Event"
         TOOL = "tool", "Tool call"
         LLM = "llm", "LLM call"
+        MAP = "map", "Parallel steps"
+        CHILD = "child", "Child mission"
+        MISSIONS = "missions", "Wait for missions"
+        ANY = "any", "First of several"
 
     class Status(models.TextChoices):
         WAITING = "waiting", "Waiting"
@@ -158,6 +187,58 @@ class Step(models.Model):
         if not self.finished_at:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class MapItem(models.Model):
+    """One item of a `ctx.map` step: its own task, lease and checkpoint, beside its siblings."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    FINAL_STATUSES = (Status.COMPLETED, Status.FAILED)
+
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="map_items")
+    step_name = models.CharField(max_length=200, help_text="the map step's name")
+    index = models.PositiveIntegerField()
+    label = models.CharField(max_length=200, blank=True, help_text="the item, as people read it")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=300)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    fencing_token = models.BigIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    wake_at = models.DateTimeField(null=True, blank=True, help_text="next retry")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["mission", "step_name", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mission", "step_name", "index"], name="map_item_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="map_item_active_idx",
+                condition=Q(status__in=["pending", "running", "retrying"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_name}:{self.index} ({self.status})"
+
+    @property
+    def name(self) -> str:
+        return f"{self.step_name}:{self.index}"
 
 
 class Event(models.Model):

@@ -23,8 +23,6 @@ __all__ = [
     "registered_definitions",
 ]
 
-BUILTIN_MISSION_MODULES = ("missions.library",)
-
 
 class NonRetryableError(Exception):
     """Raise from a mission or a step to fail the mission at once with this message."""
@@ -167,6 +165,7 @@ def registered_definitions() -> list[MissionDefinition]:
 
 
 def load_mission_modules(extra: list[str] | tuple[str, ...] = ()) -> None:
-    """Import the built-in mission modules and those named by STUDIOX_MISSION_MODULES."""
-    for module_name in (*BUILTIN_MISSION_MODULES, *extra):
+    """Import the mission modules named by STUDIOX_MISSION_MODULES (the showcases app
+    registers its own when Django loads it)."""
+    for module_name in extra:
         import_module(module_name)

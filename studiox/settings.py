@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "observations",
     "knowledge",
     "integrations",
+    "showcases",
 ]
 
 MIDDLEWARE = [

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from missions.refund_views import refund_new
+from showcases.refund.views import refund_new
 from studiox import views
 from studiox.sign_in import AdminSignInForm, SignInView
 

@@ -1,0 +1,1 @@
+"""The missions that ship with StudioX as worked examples, each with its own pages."""
