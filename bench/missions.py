@@ -69,3 +69,34 @@ def book_once(mission_id: str) -> int:
     from django.contrib.auth.models import Group
 
     return Group.objects.create(name=f"booked-{mission_id}").id
+
+
+class MapInput(BaseModel):
+    items: int = Field(ge=0, le=100_000)
+    parallel: bool = True  # ctx.map, or the same items as sequential steps
+    work_ms: int = Field(default=0, ge=0, le=10_000)  # each item waits this long (I/O)
+
+
+@mission("bench_map", version=1, title="Items, parallel or in sequence", input=MapInput)
+def map_mission(ctx, data: MapInput) -> dict:
+    if data.parallel:
+        ctx.map("items", lambda item: work(data.work_ms), range(data.items))
+    else:
+        for i in range(data.items):
+            ctx.step(f"items:{i}", work, data.work_ms)
+    return {"outcome": "done", "items": data.items}
+
+
+@mission("bench_parent", version=1, title="Waits for its child", input=WaitInput)
+def parent_mission(ctx, data: WaitInput) -> dict:
+    child = ctx.start_mission("child", type="bench_wait", input={"key": data.key})
+    ctx.wait_for_missions("children", [child])
+    ctx.step("after", noop)
+    return {"outcome": "done"}
+
+
+@mission("bench_decide", version=1, title="Waits for a decision", input=WaitInput)
+def decide_mission(ctx, data: WaitInput) -> dict:
+    ctx.wait_for_decision("approval", role="bench_approver", title=f"Approve {data.key}")
+    ctx.step("after", noop)
+    return {"outcome": "done"}

@@ -1,9 +1,10 @@
 """StudioX as deployed, measured beside its peers in the same run.
 
 Starts the stack exactly as README's Production section does: a scratch PostgreSQL database
-(`studiox_benchprod`, recreated), `manage.py migrate`, `uvicorn studiox.asgi:application` on
-a free loopback port, `celery -A studiox worker -Q studiox` (default prefork pool,
-`--concurrency 2`), `celery -A studiox beat`, Redis broker (db 12) and channel layer (db 13).
+(`studiox_benchprod`, recreated), `manage.py migrate`, `uvicorn studiox.asgi:application
+--workers 2` (one web process per core) on a free loopback port, `celery -A studiox worker -Q
+studiox` (default prefork pool, `--concurrency 2`), `celery -A studiox beat`, Redis broker
+(db 12), channel layer and cache (db 13).
 Missions are started with `POST /api/missions/` under a token from `create_api_token`; step
 timings are read back from the mission's step rows.
 
@@ -14,9 +15,9 @@ Transact and LangGraph with PostgresSaver; and one PostgreSQL commit as the base
 Run from the project root: `.venv/bin/python -m bench.production`. Sizes (environment):
 BENCH_MISSIONS (50), BENCH_STEPS (40), BENCH_GAP_RUNS (3 lone missions for the gap),
 BENCH_POSTS (100 one at a time), BENCH_CLIENTS (8), BENCH_CONCURRENT_POSTS (400),
-BENCH_TIMEOUT (300 s per wait). Servers: BENCH_PG_URL (postgres://postgres@127.0.0.1:5432),
-BENCH_REDIS_URL (redis://127.0.0.1:6379). BENCH_JSON names a file that also gets every
-figure as JSON. A quick run:
+BENCH_TIMEOUT (300 s per wait), BENCH_WEB_PROCESSES (2). Servers: BENCH_PG_URL
+(postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL (redis://127.0.0.1:6379). BENCH_JSON
+names a file that also gets every figure as JSON. A quick run:
 `BENCH_MISSIONS=5 BENCH_STEPS=5 BENCH_POSTS=10 BENCH_CONCURRENT_POSTS=40 .venv/bin/python -m
 bench.production`.
 """
@@ -64,6 +65,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379").rstrip("
 DATABASE = "studiox_benchprod"
 BROKER_DB, CHANNEL_LAYER_DB = 12, 13
 TIME_SLICE_MS = 50
+WEB_PROCESSES = env_int("BENCH_WEB_PROCESSES", 2)  # README's Production section: one per core
 QUEUE = "studiox"
 BENCH_USER = "bench"
 MISSION_TYPE = "bench_noop"
@@ -82,6 +84,8 @@ def studiox_environment(var_dir: Path) -> dict[str, str]:
         "DATABASE_URL": f"{PG_URL}/{DATABASE}",
         "STUDIOX_BROKER_URL": f"{REDIS_URL}/{BROKER_DB}",
         "STUDIOX_CHANNEL_LAYER_URL": f"{REDIS_URL}/{CHANNEL_LAYER_DB}",
+        # Several web processes share their rate limits through Redis (README, Production).
+        "STUDIOX_CACHE_URL": f"{REDIS_URL}/{CHANNEL_LAYER_DB}",
         "STUDIOX_SECRET_KEY": secrets.token_urlsafe(50),
         "STUDIOX_ALLOWED_HOSTS": "127.0.0.1",
         "STUDIOX_MISSION_MODULES": "bench.missions",
@@ -147,7 +151,10 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{port}"
         self.spawn(
             "web",
-            ["uvicorn", "studiox.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *("uvicorn", "studiox.asgi:application", "--host", "127.0.0.1"),
+                *("--port", str(port), "--workers", str(WEB_PROCESSES)),
+            ],
         )
         self.spawn(
             "worker", ["celery", "-A", "studiox", "worker", "-Q", QUEUE, "--concurrency", "2"]
@@ -355,7 +362,8 @@ def measure_studiox(env: dict[str, str], token: str, log_dir: Path, with_api: bo
     try:
         stack.start()
         api = Api(stack.base_url, token)
-        wait_for_missions(api.start_many(2, 2), stack)  # both worker processes connected
+        # Every web and worker process connected and warm before the clock runs.
+        wait_for_missions(api.start_many(2 * CLIENTS, 2), stack)
         figures = {"gap_ms": step_gap_ms(api, stack), "steps_per_s": steps_per_second(api, stack)}
         if with_api:
             figures["post_ms"] = post_latency_ms(api)
@@ -569,11 +577,13 @@ def print_report(facts: dict, studiox: dict, sliced: dict, peers: dict, commit_m
     print()
     print_table(rows(studiox, sliced, peers, commit_ms))
     print()
-    print("StudioX: uvicorn studiox.asgi:application (1 process), celery -A studiox worker -Q")
-    print("  studiox --concurrency 2 (prefork), celery -A studiox beat; missions started with")
-    print(f"  POST /api/missions/ ({MISSION_TYPE}: no-op steps); Redis db {BROKER_DB} broker,")
-    print(f"  db {CHANNEL_LAYER_DB} channel layer. Gap: median over {GAP_RUNS} lone missions of")
-    print(f"  {STEPS} steps. Steps/s: first POST to the last step's finish. Time slice:")
+    print(f"StudioX: uvicorn studiox.asgi:application --workers {WEB_PROCESSES}, celery -A studiox")
+    print("  worker -Q studiox --concurrency 2 (prefork), celery -A studiox beat; missions started")
+    print(f"  with POST /api/missions/ ({MISSION_TYPE}: no-op steps); Redis db {BROKER_DB} broker,")
+    print(f"  db {CHANNEL_LAYER_DB} channel layer and cache. Gap: median over {GAP_RUNS} lone")
+    print(
+        f"  missions of {STEPS} steps. Steps/s: first POST to the last step's finish. Time slice:"
+    )
     print(f"  STUDIOX_TIME_SLICE_MS={TIME_SLICE_MS} in web, workers and beat.")
     for name in PEERS:
         result = peers.get(name)

@@ -6,14 +6,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mass_mail
 
+from decisions.models import Decision
+
 logger = logging.getLogger(__name__)
 
 
 def notify_approvers(*, decision_id: int) -> int:
     """E-mail every member of the decision's role who may decide it: active, with an address,
     not the mission's requester, and not the decider of an earlier tier (four eyes)."""
-    from decisions.models import Decision
-
     decision = Decision.objects.select_related("role", "mission").filter(id=decision_id).first()
     if decision is None or not decision.is_pending:
         return 0

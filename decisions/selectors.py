@@ -165,3 +165,15 @@ def decisions_settled_for_waiting_step() -> QuerySet[Decision]:
     return Decision.objects.filter(
         mission=OuterRef("id"), step_name=OuterRef("current_step")
     ).exclude(status=Decision.Status.PENDING)
+
+
+def decisions_settled_for_any_wait() -> QuerySet[Decision]:
+    """For a mission subquery (OuterRef "id" and "current_step"): a decided branch of the
+    `ctx.wait_any` it waits in (named "<step>:<index>"), for the scheduler's backstop."""
+    from django.db.models import OuterRef, Value
+    from django.db.models.functions import Concat
+
+    return Decision.objects.filter(
+        mission=OuterRef("id"),
+        step_name__startswith=Concat(OuterRef("current_step"), Value(":")),
+    ).exclude(status__in=(Decision.Status.PENDING, Decision.Status.WITHDRAWN))

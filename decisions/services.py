@@ -56,7 +56,7 @@ def _already(decision: Decision) -> str:
     if decision.status == Status.DECIDED:
         return f"Already decided ({decision.outcome}){who}{when}."
     if decision.status == Status.WITHDRAWN:
-        return f"Already withdrawn{when}: the mission was cancelled."
+        return f"Already withdrawn{when}: {decision.comment or 'the mission was cancelled'}."
     return f"Already {decision.status}{who}{when}."
 
 

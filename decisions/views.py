@@ -14,26 +14,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from decisions import services
+from decisions.evidence import decision_evidence
 from decisions.models import Decision
 from decisions.selectors import decision_counts, decision_get_for, decision_queue_pages
 from observations.models import Observation
 
 VIEWS = {"queue": "My queue", "claimed": "Claimed by me", "archive": "Archive"}
 PAGE_SIZE = 20
-# Context keys the detail page lays out itself; any other plain value is listed as a fact.
-SHOWN_CONTEXT_KEYS = {
-    "amount",
-    "refund_amount",
-    "restocking_fee",
-    "reason",
-    "order",
-    "payment",
-    "supervisor",
-    "rationale",
-    "ai_rationale",
-    "ai_model",
-    "policy",
-}
 
 
 @login_required
@@ -132,22 +119,11 @@ def _detail_context(request: HttpRequest, decision: Decision, **extra) -> dict:
         and decision.claimed_by_id is not None
         and (decision.claimed_by_id == user.id or user.has_perm("decisions.change_decision")),
         "why_not": why_not,
-        "other_facts": _other_facts(decision.context),
+        "evidence": decision_evidence(decision.context),
         "observations": list(reversed(observations)),
         "audit": decision.audit.all(),
         **extra,
     }
-
-
-def _other_facts(context: dict) -> list[tuple[str, object]]:
-    """Plain values of the context that the page has no special place for, labelled."""
-    if not isinstance(context, dict):
-        return []
-    return [
-        (key.replace("_", " ").capitalize(), value)
-        for key, value in context.items()
-        if key not in SHOWN_CONTEXT_KEYS and isinstance(value, str | int | float | bool)
-    ]
 
 
 @login_required

@@ -24,13 +24,18 @@ from django.utils import timezone
 
 from decisions.models import Decision, DecisionAudit
 from decisions.notify import notify_approvers
-from decisions.selectors import decisions_settled_for_waiting_step
+from decisions.selectors import (
+    decisions_settled_for_any_wait,
+    decisions_settled_for_waiting_step,
+)
 from decisions.trail import decision_audit, decision_hint
 
 __all__ = [
     "decision_expire",
     "decision_open",
     "decision_outcome",
+    "decision_withdraw",
+    "decisions_settled_for_any_wait",
     "decisions_settled_for_waiting_step",
     "decisions_withdraw",
 ]
@@ -119,3 +124,25 @@ def decisions_withdraw(*, mission_id, by: AbstractBaseUser | None) -> int:
             )
             decision_hint(decision, "withdrawn")
     return withdrawn
+
+
+def decision_withdraw(*, mission_id, step_name: str, reason: str) -> bool:
+    """Withdraw one pending decision, keeping `reason` as its comment (another branch of a
+    `ctx.wait_any` settled first); False if it was no longer pending. Called inside the
+    engine's checkpoint, after its fence locked the mission's row."""
+    pending = Decision.objects.filter(
+        mission_id=mission_id, step_name=step_name, status=Status.PENDING
+    )
+    if not pending.update(
+        status=Status.WITHDRAWN,
+        outcome="withdrawn",
+        comment=reason[:5000],
+        decided_at=timezone.now(),
+        claimed_by=None,
+        claimed_at=None,
+    ):
+        return False
+    decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
+    decision_audit(decision, DecisionAudit.Action.WITHDRAWN, reason=reason)
+    decision_hint(decision, "withdrawn")
+    return True

@@ -20,13 +20,19 @@ from typing import Any, NamedTuple
 
 LEDGER_ENV = "DEMO_PAYMENTS_LEDGER"
 PAID_ENV = "DEMO_PAYMENTS_PAID"
-KNOWLEDGE_PAYMENTS = Path(__file__).resolve().parent.parent / "knowledge" / "demo" / "payments.json"
+# The refund showcase's demo payments, the same file its knowledge seed imports.
+KNOWLEDGE_PAYMENTS = (
+    Path(__file__).resolve().parent.parent / "showcases" / "refund" / "demo" / "payments.json"
+)
+# The same payments, for when that file is absent.
 DEFAULT_PAID = {
     "A-1001": "120.00",
     "A-1002": "89.90",
-    "A-1003": "740.00",
-    "A-1004": "35.00",
-    "A-1005": "60.00",
+    "A-1003": {"amount": "64.50", "refunded_amount": "64.50"},
+    "A-1004": "740.00",
+    "A-1005": "50.00",
+    "A-1006": "45.00",
+    "A-1007": "249.00",
 }
 CURRENCY = "EUR"
 BUSY_SECONDS = 30  # how long a call waits for another process's write to finish
@@ -253,10 +259,12 @@ class Ledger:
         return int(row[0])
 
     def lookup_refunds(self, *, order_id: str) -> dict[str, Any]:
-        """An order's payment, its refunds (oldest first) and what is left to refund."""
+        """An order's payment, its refunds (oldest first), what is left to refund, and when
+        the ledger was read (`read_at`: the figures are true as of then)."""
         with self._connect() as db:
             db.execute("BEGIN")  # one snapshot for the payment, the rows and the totals
             try:
+                read_at = _now()
                 paid = db.execute(
                     "SELECT amount_cents, currency FROM payments WHERE order_id = ?", (order_id,)
                 ).fetchone()
@@ -275,6 +283,7 @@ class Ledger:
             "refunded": _amount(refunded),
             "refundable": _amount(paid["amount_cents"] - refunded),
             "refunds": [_refund_json(row) for row in rows],
+            "read_at": read_at,
         }
 
 

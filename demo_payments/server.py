@@ -34,8 +34,9 @@ from demo_payments.ledger import (
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 INSTRUCTIONS = """A demo payments provider. issue_refund refunds part or all of what an order
 paid, once per idempotency_key (repeat the key to retry safely: you get the original refund
-back, marked duplicate). lookup_refunds shows an order's payment and refunds. Amounts are
-decimal strings such as "42.50"."""
+back, marked duplicate). lookup_refunds shows an order's payment, its refunds and what is
+left to refund, with the time of the read (read_at). Amounts are decimal strings such as
+"42.50"."""
 
 
 class RefundRecord(BaseModel):
@@ -58,6 +59,7 @@ class OrderRefunds(BaseModel):
     refunded: str
     refundable: str = Field(description="paid minus refunded")
     refunds: list[RefundRecord]
+    read_at: str = Field(description="ISO 8601, UTC: when the ledger was read for these figures")
 
 
 def build_server(ledger: Ledger) -> MCPServer:
@@ -88,7 +90,8 @@ def build_server(ledger: Ledger) -> MCPServer:
             raise ToolError(str(exc)) from exc
 
     def lookup_refunds(order_id: str) -> OrderRefunds:
-        """What `order_id` paid, its refunds (oldest first), and what is left to refund."""
+        """What `order_id` paid, its refunds (oldest first, with their dates), what is left
+        to refund, and when the ledger was read."""
         try:
             return OrderRefunds(**ledger.lookup_refunds(order_id=order_id))
         except RefundRefused as exc:

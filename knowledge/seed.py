@@ -1,13 +1,13 @@
-"""Demo knowledge for the embedded default: the refund policy and procedure, and the orders,
-payments and customers the demo refund cases need.
+"""Demo knowledge from a folder of files, for the showcases' seeds (`showcases/*/seed.py`).
 
 Demo records give dates as `<event>_days_ago` (e.g. `delivered_days_ago: 10`); the seed stores
 them as `<event>_at` dates counted back from the day it runs. `manage.py seed` runs at every
-start of `bin/studiox`, so the demo cases stay true over time: A-1001 is inside the 30-day
-window, A-1002 outside it.
+start of `bin/studiox`, so demo cases stay true over time (the refund's A-1001 is inside the
+30-day window, A-1002 outside it).
 """
 
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,16 +16,19 @@ from django.utils import timezone
 
 from knowledge.services import file_import, records_import
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DAYS_AGO = "_days_ago"
-DOCUMENT_KINDS = {"refund-procedure.md": "procedure"}  # the others are policies
 
 
 @transaction.atomic
-def seed_demo() -> list[str]:
-    """Import every demo file; safe to run again (unchanged documents are left alone)."""
+def seed_folder(
+    folder: Path, *, source: str, document_kinds: Mapping[str, str] | None = None
+) -> list[str]:
+    """Import every .json ({"type", "records"}) and .md file of `folder`; safe to run again
+    (unchanged documents are left alone). A document's source reads `<source>/<file name>`;
+    documents are policies unless `document_kinds` names another kind for their file name."""
+    kinds = document_kinds or {}
     summaries = []
-    for path in sorted(DEMO_DIR.iterdir()):
+    for path in sorted(folder.iterdir()):
         if path.suffix == ".json":
             content = json.loads(path.read_text())
             rows = [_dated(row) for row in content["records"]]
@@ -34,9 +37,9 @@ def seed_demo() -> list[str]:
         elif path.suffix == ".md":
             summaries.append(
                 file_import(
-                    filename=f"knowledge/demo/{path.name}",
+                    filename=f"{source}/{path.name}",
                     text=path.read_text(),
-                    kind=DOCUMENT_KINDS.get(path.name, "policy"),
+                    kind=kinds.get(path.name, "policy"),
                 )
             )
     return summaries

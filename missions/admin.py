@@ -13,10 +13,10 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from missions import services
-from missions.models import Event, EventDelivery, Mission, Step
+from missions.models import Event, EventDelivery, MapItem, Mission, Step
 from observations.models import Observation
 from observations.templatetags.rail import duration, pretty_json
 
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 INLINE_STEPS = 300
 INLINE_OBSERVATIONS = 100
+INLINE_MAP_ITEMS = 300
+CHILDREN_LISTED = 50
 
 
 class ReadOnlyAdminMixin:
@@ -58,6 +60,10 @@ class ObservationFormSet(LatestRowsFormSet):
     limit = INLINE_OBSERVATIONS
 
 
+class MapItemFormSet(LatestRowsFormSet):
+    limit = INLINE_MAP_ITEMS
+
+
 class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Step
     formset = StepFormSet
@@ -83,6 +89,32 @@ class ObservationInline(ReadOnlyAdminMixin, admin.TabularInline):
     verbose_name_plural = f"Observations (the latest {INLINE_OBSERVATIONS})"
 
 
+class MapItemInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = MapItem
+    formset = MapItemFormSet
+    extra = 0
+    show_change_link = True
+    fields = ("step_name", "index", "label", "status", "attempts", "started_at", "took", "error")
+    readonly_fields = fields
+    ordering = ("step_name", "index")
+    verbose_name_plural = f"Items of parallel steps (the latest {INLINE_MAP_ITEMS})"
+
+    @admin.display(description="duration")
+    def took(self, item: MapItem) -> str:
+        return _took(item.started_at, item.finished_at)
+
+
+def _took(started_at, finished_at) -> str:
+    if not (started_at and finished_at):
+        return "—"
+    return duration(finished_at - started_at)
+
+
+def _mission_change_link(mission_id, text: str) -> str:
+    url = reverse("admin:missions_mission_change", args=[mission_id])
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
     list_display = (
@@ -93,6 +125,7 @@ class MissionAdmin(admin.ModelAdmin):
         "waiting_on",
         "waiting_since",
         "started_by",
+        "parent_short",
         "created_at",
         "finished_at",
     )
@@ -103,7 +136,7 @@ class MissionAdmin(admin.ModelAdmin):
     list_select_related = ("started_by", "cancelled_by")
     list_per_page = 50
     show_full_result_count = False  # a count of every mission is slow and says little
-    inlines = (StepInline, ObservationInline)
+    inlines = (StepInline, MapItemInline, ObservationInline)
     actions = ("cancel_selected", "retry_failed")
     fieldsets = (
         (
@@ -123,6 +156,7 @@ class MissionAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Parent and children", {"fields": ("parent_link", "parent_step", "children_list")}),
         ("Input and verdict", {"fields": ("input_json", "verdict_json", "error")}),
         (
             "Where it is",
@@ -180,6 +214,32 @@ class MissionAdmin(admin.ModelAdmin):
     @admin.display(description="mission page")
     def mission_page(self, mission: Mission) -> str:
         return format_html('<a href="{}">timeline and live rail</a>', self.view_on_site(mission))
+
+    @admin.display(description="parent", ordering="parent")
+    def parent_short(self, mission: Mission) -> str:
+        if mission.parent_id is None:
+            return "—"
+        return _mission_change_link(mission.parent_id, str(mission.parent_id)[:8])
+
+    @admin.display(description="started by mission")
+    def parent_link(self, mission: Mission) -> str:
+        if mission.parent_id is None:
+            return "—"
+        return _mission_change_link(mission.parent_id, str(mission.parent))
+
+    @admin.display(description="missions it started")
+    def children_list(self, mission: Mission) -> str:
+        children = list(mission.children.order_by("created_at", "id")[: CHILDREN_LISTED + 1])
+        if not children:
+            return "—"
+        items = format_html_join(
+            "",
+            "<li>{}</li>",
+            ((_mission_change_link(child.id, str(child)),) for child in children[:CHILDREN_LISTED]),
+        )
+        every = reverse("admin:missions_mission_changelist") + f"?parent__exact={mission.id}"
+        more = format_html('<li><a href="{}">every one of them</a></li>', every)
+        return format_html("<ul>{}{}</ul>", items, more if len(children) > CHILDREN_LISTED else "")
 
     @admin.display(description="input")
     def input_json(self, mission: Mission) -> str:
@@ -271,6 +331,56 @@ class StepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="result")
     def result_json(self, step: Step) -> str:
         return format_html("<pre>{}</pre>", pretty_json(step.result))
+
+
+@admin.register(MapItem)
+class MapItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """One item of a parallel step (ctx.map): the engine writes it, people read it."""
+
+    list_display = (
+        "name",
+        "label",
+        "mission_link",
+        "status",
+        "attempts",
+        "started_at",
+        "took",
+    )
+    list_filter = ("status",)
+    search_fields = ("mission__id", "step_name", "label")
+    list_select_related = ("mission",)
+    show_full_result_count = False
+    fields = (
+        "mission",
+        "step_name",
+        "index",
+        "label",
+        "status",
+        "attempts",
+        "idempotency_key",
+        "lease_owner",
+        "lease_expires_at",
+        "enqueued_at",
+        "wake_at",
+        "started_at",
+        "finished_at",
+        "took",
+        "result_json",
+        "error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="mission", ordering="mission")
+    def mission_link(self, item: MapItem) -> str:
+        return _mission_change_link(item.mission_id, str(item.mission))
+
+    @admin.display(description="duration")
+    def took(self, item: MapItem) -> str:
+        return _took(item.started_at, item.finished_at)
+
+    @admin.display(description="result")
+    def result_json(self, item: MapItem) -> str:
+        return format_html("<pre>{}</pre>", pretty_json(item.result))
 
 
 class EventDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):

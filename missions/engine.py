@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from decisions.waits import decision_expire, decision_open, decision_outcome
+from integrations import llm, mcp_client
 from missions import postgres_fast_paths
 from missions.lease import LeaseHeartbeat, lease_acquire, lease_release, worker_identity
 from missions.models import Event, EventDelivery, Mission, Step
@@ -36,8 +37,11 @@ from missions.runtime import (
     get_definition,
 )
 from observations.services import observation_record
+from studiox.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
+
+ADVANCE_TASK = "missions.advance"  # missions.tasks.advance_mission
 
 Kind = Step.Kind
 Status = Mission.Status
@@ -133,10 +137,9 @@ def _finish_pass(ctx: MissionContext, body: Callable[[], None]) -> Outcome:
 
 def enqueue_advance(mission_id) -> None:
     """Send the next advance to the broker. A lost message is found again by the scheduler."""
-    from missions.tasks import advance_mission
-
     try:
-        advance_mission.delay(str(mission_id))
+        # By name: missions.tasks imports this module, so importing the task would be a cycle.
+        celery_app.send_task(ADVANCE_TASK, args=[str(mission_id)])
     except Exception:
         logger.warning(
             "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True
@@ -206,7 +209,17 @@ def _load_steps(mission: Mission) -> list[Step]:
     cached = _step_cache.get(mission.id)
     if cached and cached.fencing_token == mission.fencing_token - 1:
         return cached.steps
-    return list(Step.objects.filter(mission=mission).order_by("position"))
+    if cached and all(step.status == Step.Status.COMPLETED for step in cached.steps):
+        # Other workers ran passes since; a completed step never changes (G2), so only the
+        # steps recorded after ours are read, not the whole history on every other pass.
+        return [*cached.steps, *_steps_from(mission, len(cached.steps))]
+    return _steps_from(mission, 0)
+
+
+def _steps_from(mission: Mission, position: int) -> list[Step]:
+    if postgres_fast_paths.on_postgresql():
+        return postgres_fast_paths.steps_from(mission_id=mission.id, position=position)
+    return list(Step.objects.filter(mission=mission, position__gte=position).order_by("position"))
 
 
 # --- the context a mission function receives ----------------------------------------------
@@ -245,6 +258,7 @@ class MissionContext:
         self._current_step_name: str | None = None
         self.interrupted = False
         self.dry_run = False
+        self.capture_map: str | None = None  # a map item's replay stops at this map (fan_out)
 
     # identity and clock -------------------------------------------------------------------
 
@@ -293,6 +307,21 @@ class MissionContext:
         """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it."""
         return self._run_step(name, Kind.STEP, lambda: fn(*args, **kwargs), retry=retry)
 
+    def map(
+        self,
+        name: str,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        max_parallel: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[Any]:
+        """Run `fn(item)` for every item as its own step (`name:i`), side by side on the
+        workers, at most `max_parallel` at once; the results in input order (missions.fan_out)."""
+        from missions import fan_out  # fan_out builds on this module
+
+        return fan_out.map_step(self, name, fn, items, max_parallel=max_parallel, retry=retry)
+
     def transaction(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` inside the checkpoint's transaction: its writes commit exactly once."""
         return self._run_step(name, Kind.TRANSACTION, lambda: fn(*args, **kwargs), retry=None)
@@ -307,7 +336,6 @@ class MissionContext:
         retry: RetryPolicy | None = None,
     ) -> Any:
         """Call `tool` on MCP server `server` as a checkpointed step, passing the step's key."""
-        from integrations import mcp_client
 
         def call() -> Any:
             try:
@@ -332,7 +360,6 @@ class MissionContext:
     ) -> dict:
         """Ask the configured LLM provider as a checkpointed step; the record keeps model,
         messages, response, token counts and latency."""
-        from integrations import llm
 
         def call() -> dict:
             result = llm.complete(messages=messages, schema=schema)
@@ -543,6 +570,35 @@ class MissionContext:
         message = f"Resumed after {result['outcome']}{who}: {step.wait['title']}"
         checkpoint.observations.append(_observation("resumed", message, step=name, data=result))
         return checkpoint
+
+    # missions made of missions (missions/composition.py) ------------------------------
+
+    def start_mission(
+        self, name: str, *, type: str, input: Any, key: str | None = None, title: str = ""
+    ) -> str:
+        """Start a child mission exactly once (the same one on replay); its id. `title` names
+        the child for people ("Bank reconciliation"), else its type's title."""
+        from missions import composition  # composition builds on this module
+
+        return composition.start_mission(self, name, type=type, input=input, key=key, title=title)
+
+    def wait_for_missions(
+        self, name: str, ids: list[str], *, timeout: timedelta | None = None
+    ) -> list[dict]:
+        """Suspend until every listed child mission is final; their id, type, status,
+        verdict and error, in order."""
+        from missions import composition
+
+        return composition.wait_for_missions(self, name, ids, timeout=timeout)
+
+    def wait_any(
+        self, name: str, *waits: Any, timeout: timedelta | None = None
+    ) -> tuple[int | None, Any]:
+        """Suspend until the first of `waits` (Decision, Event, Timer, MissionDone) settles:
+        its index and value; (None, None) on time-out. The others are withdrawn."""
+        from missions import composition
+
+        return composition.wait_any(self, name, *waits, timeout=timeout)
 
     # step execution --------------------------------------------------------------------
 
@@ -848,6 +904,9 @@ class MissionContext:
     def _write(self, checkpoint: _Checkpoint, *, fast_only: bool = False) -> bool:
         """Fence, then the step, the mission state and observations; inside an atomic block
         unless `fast_only` (then False means nothing was written)."""
+        if not postgres_fast_paths.lease_connection_held(self.mission):
+            # The lease committed without a flush: only its own connection proves it still holds.
+            raise StaleLease(f"mission {self.mission.id}: lease taken through another connection")
         updates = dict(checkpoint.mission_updates)
         status_to = updates.pop("status_to", Status.RUNNING)
         now = timezone.now()
@@ -906,6 +965,10 @@ class MissionContext:
             if not fenced.update(**progress, **release, updated_at=now):
                 raise StaleLease(f"mission {self.mission.id} was taken over by another worker")
             self.interrupted = True
+        elif status_to in Mission.FINAL_STATUSES and self.mission.parent_id is not None:
+            from missions import composition
+
+            composition.mission_ended(self.mission)  # wakes the parent in this transaction
         if checkpoint.step is not None:
             if checkpoint.created:
                 checkpoint.step.save(force_insert=True)

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import InterfaceError, OperationalError, connection, models
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
@@ -49,9 +49,7 @@ def lease_acquire(mission_id, worker: str) -> Mission | None:
     now = timezone.now()
     expires = lease_expiry(now)
     if postgres_fast_paths.on_postgresql():
-        return postgres_fast_paths.lease(
-            mission_id=mission_id, worker=worker, now=now, expires=expires
-        )
+        return _lease_on_postgresql(mission_id, worker=worker, now=now, expires=expires)
     taken = (
         Mission.objects.filter(id=mission_id, status__in=Mission.RUNNABLE_STATUSES)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
@@ -72,6 +70,30 @@ def lease_acquire(mission_id, worker: str) -> Mission | None:
     if taken != 1:
         return None
     return Mission.objects.get(id=mission_id)
+
+
+def _lease_on_postgresql(mission_id, *, worker: str, now: datetime, expires: datetime):
+    try:
+        return postgres_fast_paths.lease(
+            mission_id=mission_id, worker=worker, now=now, expires=expires
+        )
+    except (OperationalError, InterfaceError, *_driver_connection_errors()):
+        if connection.in_atomic_block:
+            raise
+        # Workers skip the health check before a step (studiox.celery): a connection that
+        # PostgreSQL dropped while idle (a restart) shows here, so once more on a new one. Had
+        # the first attempt taken the lease after all, this one finds it held and skips.
+        logger.info("mission %s: database connection lost, reconnecting", mission_id)
+        connection.close()
+        return postgres_fast_paths.lease(
+            mission_id=mission_id, worker=worker, now=now, expires=expires
+        )
+
+
+def _driver_connection_errors() -> tuple[type[Exception], ...]:
+    # The fast path talks to psycopg directly, so its errors arrive unwrapped by Django.
+    driver = connection.Database
+    return (driver.OperationalError, driver.InterfaceError)
 
 
 def lease_release(mission_id, token: int) -> None:

@@ -105,7 +105,7 @@ class Mission(models.Model):
             models.Index(
                 fields=["waiting_event", "waiting_event_key"],
                 name="mission_event_wait_idx",
-                condition=Q(status="waiting", waiting_on="event"),
+                condition=Q(status="waiting", waiting_on__in=["event", "any"]),
             ),
             models.Index(fields=["finished_at"], name="mission_finished_idx"),
             models.Index(

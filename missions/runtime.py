@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel
+from croniter import CroniterBadDateError, CroniterError, croniter
+from pydantic import BaseModel, ValidationError
 
 __all__ = [
+    "Decision",
     "DecisionResult",
+    "Event",
     "MissionDefinition",
+    "MissionDone",
     "NonRetryableError",
     "RetryPolicy",
+    "ScheduleSpec",
+    "Timer",
     "get_definition",
     "load_mission_modules",
     "mission",
     "registered_definitions",
+    "schedule_problem",
 ]
 
 
@@ -93,6 +101,77 @@ class DecisionResult:
         }
 
 
+# What `ctx.wait_any` waits for: the first of them to settle wins (docs/authoring.md).
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision in the queue of `role`; settles when someone decides it."""
+
+    role: str
+    title: str
+    summary: str = ""
+    context: dict | None = None
+    options: tuple[str, ...] = ("approved", "rejected")
+
+
+@dataclass(frozen=True)
+class Event:
+    """An external event `event` with correlation `key`; settles when it arrives."""
+
+    event: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Settles once `duration` has passed since the wait began."""
+
+    duration: timedelta
+
+
+@dataclass(frozen=True)
+class MissionDone:
+    """Settles when the child mission `id` is final (succeeded, failed or cancelled)."""
+
+    id: str
+
+
+CATCH_UP_POLICIES = ("skip", "once", "all")
+
+
+def schedule_problem(expression: str, timezone: str = "UTC") -> str | None:
+    """Why `expression` (cron: five fields, or six with the seconds last) in the IANA
+    `timezone` cannot schedule a mission, or None when it can."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone '{timezone}': use an IANA name such as Europe/Paris"
+    if not expression.startswith("@") and len(expression.split()) not in (5, 6):
+        return (
+            f"'{expression}' is not a cron expression: five fields (minute hour day month "
+            "weekday), or six with the seconds last"
+        )
+    try:
+        croniter(expression, datetime.now(zone)).get_next(datetime)
+    except CroniterBadDateError:
+        return f"'{expression}' never fires"
+    except (CroniterError, ValueError, KeyError, TypeError) as exc:
+        return f"'{expression}' is not a valid cron expression: {exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A recurring mission declared in code (`@mission(..., schedule=...)`); the schedules
+    app keeps it as a Schedule row."""
+
+    cron: str
+    input: dict
+    timezone: str = "UTC"
+    catch_up: str = "once"
+
+
 @dataclass(frozen=True)
 class MissionDefinition:
     name: str
@@ -101,6 +180,7 @@ class MissionDefinition:
     fn: Callable[..., Any]
     input_model: type[BaseModel] | None = None
     description: str = field(default="")
+    schedule: ScheduleSpec | None = None
 
     def input_schema(self) -> dict:
         if self.input_model is None:
@@ -125,12 +205,21 @@ _registry: dict[str, dict[int, MissionDefinition]] = {}
 
 
 def mission(
-    name: str, *, version: int = 1, title: str = "", input: type[BaseModel] | None = None
+    name: str,
+    *,
+    version: int = 1,
+    title: str = "",
+    input: type[BaseModel] | None = None,
+    schedule: str = "",
+    schedule_input: dict | None = None,
+    schedule_timezone: str = "UTC",
+    schedule_catch_up: str = "once",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn(ctx, input)` as mission `name` at `version`.
 
     New missions start on the highest version; in-flight missions keep the version they
-    started with, so keep old versions registered until their missions finish.
+    started with, so keep old versions registered until their missions finish. With a
+    `schedule` (cron), the mission also starts at every fire time with `schedule_input`.
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -142,6 +231,11 @@ def mission(
             input_model=input,
             description=(fn.__doc__ or "").strip(),
         )
+        if schedule:
+            definition = _with_schedule(
+                definition,
+                ScheduleSpec(schedule, schedule_input or {}, schedule_timezone, schedule_catch_up),
+            )
         existing = _registry.setdefault(name, {}).get(version)
         if existing and existing.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"mission {name!r} version {version} is already registered")
@@ -149,6 +243,26 @@ def mission(
         return fn
 
     return register
+
+
+def _with_schedule(definition: MissionDefinition, spec: ScheduleSpec) -> MissionDefinition:
+    # A bad schedule fails at import, where the author sees it, not at 6 a.m. in the scheduler.
+    problem = schedule_problem(spec.cron, spec.timezone)
+    if problem is None and spec.catch_up not in CATCH_UP_POLICIES:
+        problem = f"schedule_catch_up must be one of {', '.join(CATCH_UP_POLICIES)}"
+    if problem is None:
+        try:
+            stored = definition.validate_input(spec.input)
+        except ValidationError as exc:
+            fields = (
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
+            )
+            problem = f"schedule_input is not valid input: {'; '.join(fields)}"
+        except TypeError as exc:
+            problem = f"schedule_input is not valid input: {exc}"
+        else:
+            return replace(definition, schedule=replace(spec, input=stored))
+    raise ValueError(f"mission {definition.name!r}: {problem}")
 
 
 def get_definition(name: str, version: int | None = None) -> MissionDefinition | None:

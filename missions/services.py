@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -15,11 +16,16 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from decisions.waits import decisions_settled_for_waiting_step, decisions_withdraw
+from decisions.waits import (
+    decisions_settled_for_any_wait,
+    decisions_settled_for_waiting_step,
+    decisions_withdraw,
+)
 from missions.engine import enqueue_advance
+from missions.fan_out import map_items_recover, map_items_retry
 from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import get_definition
-from missions.waits import mission_wake
+from missions.waits import mission_wake, mission_wake_parent
 from observations.services import observation_record
 from studiox.safe_input import json_problem
 
@@ -94,11 +100,16 @@ def mission_start(
     input: Any,
     started_by: AbstractBaseUser | None = None,
     idempotency_key: str = "",
+    parent: Mission | None = None,
+    parent_step: str = "",
+    title: str = "",
 ) -> StartResult:
     """Validate the input against the mission type's model and start the mission.
 
     With an `idempotency_key`, a repeat by the same user returns the first mission
     (`created=False`); the same key with a different request raises MissionConflict.
+    A child mission names its `parent` and the `parent_step` that started it. `title` names
+    this mission for people (default: the mission type's title).
     """
     definition = get_definition(type)
     if definition is None:
@@ -109,7 +120,9 @@ def mission_start(
         raise MissionInputError("invalid mission input", _input_errors(exc)) from exc
     except TypeError as exc:
         raise MissionInputError("invalid mission input", {"input": [str(exc)]}) from exc
-    _refuse_unstorable(input=validated, idempotency_key=idempotency_key)
+    _refuse_unstorable(input=validated, idempotency_key=idempotency_key, title=title)
+    if len(title) > Mission._meta.get_field("title").max_length:
+        raise MissionInputError("invalid mission title", {"title": ["at most 200 characters"]})
     fingerprint = _fingerprint({"type": type, "input": validated})
     user = started_by if started_by is not None and started_by.is_authenticated else None
     if idempotency_key:
@@ -121,12 +134,14 @@ def mission_start(
             mission = Mission.objects.create(
                 type=definition.name,
                 version=definition.version,
-                title=definition.title,
+                title=title or definition.title,
                 input=validated,
                 started_by=user,
                 idempotency_key=idempotency_key,
                 request_fingerprint=fingerprint,
                 enqueued_at=timezone.now(),
+                parent=parent,
+                parent_step=parent_step,
             )
             _wake_on_commit(mission.id)
     except IntegrityError:
@@ -169,6 +184,9 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str
     who = by.get_username() if by else "system"
     verdict = {"outcome": "cancelled", "by": who, "reason": reason}
     active = (Status.PENDING, Status.RUNNING, Status.WAITING, Status.PAUSED)
+    # Children first: the lock order is a child's row, then its parent's (as when a child
+    # finishes and wakes its parent), so cancelling never deadlocks with a finishing child.
+    _cancel_children(mission, by=by, active=active)
     mission = _changed(
         mission.id,
         active,
@@ -182,6 +200,7 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str
         wake_at=None,
     )
     decisions_withdraw(mission_id=mission.id, by=by)
+    mission_wake_parent(mission=mission)
     observation_record(
         mission=mission,
         kind="cancelled",
@@ -189,6 +208,12 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str
         data={"by": who},
     )
     return mission
+
+
+def _cancel_children(mission: Mission, *, by: AbstractBaseUser | None, active: tuple) -> None:
+    for child in Mission.objects.filter(parent_id=mission.id, status__in=active).order_by("id"):
+        with contextlib.suppress(MissionConflict):  # it finished meanwhile
+            mission_cancel(mission=child, by=by, reason="its parent mission was cancelled")
 
 
 @transaction.atomic
@@ -237,6 +262,7 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
         # Steps change outside a lease here: a new token tells workers their cache is stale.
         fencing_token=F("fencing_token") + 1,
     )
+    map_items_retry(mission=mission)  # a failed map waits again on its unfinished items
     for step in Step.objects.filter(mission=mission, status=Step.Status.FAILED):
         step.status = Step.Status.RETRYING
         step.wait = {"budget_start": step.attempts}
@@ -304,6 +330,10 @@ def _event_for_key(user, idem: str, event: str, key: str, payload: Any) -> Event
     return EventResult(row, False, delivered)
 
 
+# `ctx.wait_any` with an Event branch waits for its event too (under the wait's own name).
+EVENT_WAITS = (Mission.WaitingOn.EVENT, Mission.WaitingOn.ANY)
+
+
 def _missions_waiting_for(event: str, key: str) -> list[Mission]:
     # Locked (in one order, so two deliveries cannot deadlock): a worker writes a wait or
     # claims an event only under the same row lock.
@@ -311,7 +341,7 @@ def _missions_waiting_for(event: str, key: str) -> list[Mission]:
         Mission.objects.select_for_update()
         .filter(
             status=Status.WAITING,
-            waiting_on=Mission.WaitingOn.EVENT,
+            waiting_on__in=EVENT_WAITS,
             waiting_event=event,
             waiting_event_key=key,
         )
@@ -351,7 +381,9 @@ def missions_tick() -> dict[str, int]:
         "woken": _wake_due(),
         "events": _wake_missed_events(),
         "decisions": _wake_settled_decisions(),
+        "missions": _wake_missed_mission_ends(),
         "recovered": _requeue_lost(),
+        "map_items": map_items_recover(batch=TICK_BATCH),
     }
 
 
@@ -372,7 +404,8 @@ def _wake_missed_events() -> int:
         name=OuterRef("waiting_event"), key=OuterRef("waiting_event_key"), delivered_at=None
     )
     missed = list(
-        Mission.objects.filter(status=Status.WAITING, waiting_on=Mission.WaitingOn.EVENT)
+        Mission.objects.filter(status=Status.WAITING, waiting_on__in=EVENT_WAITS)
+        .exclude(waiting_event="")
         .filter(Exists(unclaimed))
         .values_list("id", flat=True)[:TICK_BATCH]
     )
@@ -388,6 +421,22 @@ def _wake_settled_decisions() -> int:
         .values_list("id", flat=True)[:TICK_BATCH]
     )
     return sum(mission_wake(mission_id=mission_id) for mission_id in settled)
+
+
+def _wake_missed_mission_ends() -> int:
+    # A child's end wakes its parent in the same transaction; this finds a parent whose
+    # child (or decision of a wait_any) settled after the parent last wrote its wait.
+    ended = Mission.objects.filter(parent=OuterRef("id"), finished_at__gte=OuterRef("updated_at"))
+    waiting = Mission.objects.filter(
+        status=Status.WAITING,
+        waiting_on__in=(Mission.WaitingOn.MISSIONS, Mission.WaitingOn.ANY),
+    )
+    missed = list(
+        waiting.filter(Exists(ended) | Exists(decisions_settled_for_any_wait())).values_list(
+            "id", flat=True
+        )[:TICK_BATCH]
+    )
+    return sum(mission_wake(mission_id=mission_id) for mission_id in missed)
 
 
 def _requeue_lost() -> int:

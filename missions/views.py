@@ -4,6 +4,7 @@ missions.selectors and missions.services; permissions come from the selectors.""
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +24,6 @@ from missions import selectors, services
 from missions.models import Mission
 from missions.runtime import get_definition
 from observations import selectors as observation_selectors
-from observations.models import Observation
 from observations.timeline import mission_timeline
 
 logger = logging.getLogger(__name__)
@@ -42,12 +42,14 @@ def mission_list(request: HttpRequest) -> HttpResponse:
         "status": request.GET.get("status", "") if request.GET.get("status") in statuses else "",
         "type": request.GET.get("type", "")[:100],
         "q": request.GET.get("q", "").strip()[:100],
+        "parent": _uuid_or_blank(request.GET.get("parent", "")),
     }
     missions = selectors.mission_list(
         user=request.user,
         status=filters["status"] or None,
         type=filters["type"] or None,
         search=filters["q"] or None,
+        parent=filters["parent"] or None,
     )
     page = Paginator(missions, PAGE_SIZE).get_page(request.GET.get("page"))
     kept = {key: value for key, value in filters.items() if value}
@@ -72,7 +74,9 @@ def mission_detail(request: HttpRequest, mission_id) -> HttpResponse:
     if request.htmx or request.GET.get("partial") == "live":
         return render(request, "missions/mission_detail.html#live", context)
     # The cursor comes first: a line committed meanwhile arrives twice at most, never not.
-    scope = observation_selectors.observations_of_mission(mission_id=mission.id)
+    # The rail covers the missions this one started, and theirs, each line labelled.
+    covered = observation_selectors.mission_rail_labels(user=request.user, mission=mission)
+    scope = observation_selectors.observations_of_missions(mission_ids=covered)
     last_seq = scope.order_by("-id").values_list("id", flat=True).first() or 0
     context |= {
         "last_seq": last_seq,
@@ -80,7 +84,6 @@ def mission_detail(request: HttpRequest, mission_id) -> HttpResponse:
             scope=scope, limit=OBSERVATIONS_SHOWN
         ),
         "observations_shown": OBSERVATIONS_SHOWN,
-        "kind_labels": dict(Observation.Kind.choices),
     }
     return render(request, "missions/mission_detail.html", context)
 
@@ -156,6 +159,14 @@ def _may(user, mission: Mission, action: str) -> bool:
     return selectors.mission_can_operate(user=user, mission=mission)
 
 
+def _uuid_or_blank(value: str) -> str:
+    """A mission id from a query string, or "" for anything else (the filter is dropped)."""
+    try:
+        return str(uuid.UUID(value.strip()[:40]))
+    except ValueError:
+        return ""
+
+
 def _visible_or_404(request: HttpRequest, mission_id) -> Mission:
     mission = selectors.mission_get_for(user=request.user, mission_id=mission_id)
     if mission is None:
@@ -176,6 +187,9 @@ def _live_context(request: HttpRequest, mission: Mission) -> dict:
         "definition_title": definition.title if definition else "",
         "elapsed": (mission.finished_at - mission.created_at) if mission.finished_at else None,
         "timeline": mission_timeline(mission=mission, steps=shown, now=now),
+        "tree": selectors.mission_tree(user=request.user, mission=mission),
+        "map_steps": selectors.map_progress(mission=mission),
+        "parent": _visible_parent(request, mission),
         "steps_hidden": shown[0].position if shown and shown[0].position > 0 else 0,
         "purged": bool(mission.finished_at and mission.finished_at < now - retention),
         "retention_days": settings.STUDIOX_RETENTION_DAYS,
@@ -186,6 +200,12 @@ def _live_context(request: HttpRequest, mission: Mission) -> dict:
             if mission.status in operation.allowed_from and _may(request.user, mission, name)
         ],
     }
+
+
+def _visible_parent(request: HttpRequest, mission: Mission) -> Mission | None:
+    if mission.parent_id is None:
+        return None
+    return selectors.mission_get_for(user=request.user, mission_id=mission.parent_id)
 
 
 @dataclass(frozen=True)

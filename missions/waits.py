@@ -32,3 +32,24 @@ def mission_wake(*, mission_id) -> bool:
     if woken:
         transaction.on_commit(lambda: enqueue_advance(mission_id))
     return bool(woken)
+
+
+# A parent suspended in `ctx.wait_for_missions` or `ctx.wait_any` (docs/authoring.md).
+_WAITS_FOR_MISSIONS = (Mission.WaitingOn.MISSIONS, Mission.WaitingOn.ANY)
+
+
+def mission_wake_parent(*, mission: Mission) -> bool:
+    """A mission reached a final state: wake its parent if the parent waits on missions.
+    Called in the transaction that wrote the final state, so the lock order is the child's
+    row, then the parent's; a parent committing its wait meanwhile is woken once it has."""
+    if mission.parent_id is None:
+        return False
+    woken = Mission.objects.filter(
+        id=mission.parent_id, status=Status.WAITING, waiting_on__in=_WAITS_FOR_MISSIONS
+    ).update(
+        status=Status.RUNNING, wake_at=None, enqueued_at=timezone.now(), updated_at=timezone.now()
+    )
+    if woken:
+        parent_id = mission.parent_id
+        transaction.on_commit(lambda: enqueue_advance(parent_id))
+    return bool(woken)

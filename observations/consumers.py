@@ -1,5 +1,5 @@
 """Live observations over WebSockets: ws/rail/ (every mission the reader may see) and
-ws/missions/<uuid>/ (one mission).
+ws/missions/<uuid>/ (one mission and the missions it started).
 
 A reader passes ?after=<seq> (or sends {"after": seq}) and receives every observation past it,
 in bounded batches, then live ones. Pushes through the channel layer are hints: each stream
@@ -8,7 +8,8 @@ layer (worker pushes cannot reach the web process) and a dropped push still deli
 
 Frames sent: {"type": "ready", "seq": N} once subscribed, then
 {"type": "observations", "observations": [payload, ...]} with payloads as in
-observations.services.observation_payload plus "mission_title".
+observations.services.observation_payload plus "mission_title" and "html", the line as the
+page shows it (observations.lines), which the page inserts as it is.
 The only frame a reader may send is {"after": N}; any other closes the socket with 4400 (see
 studiox.websockets for the codes every socket shares).
 Close codes: 4401 not logged in, 4403 not allowed to see this mission.
@@ -31,6 +32,7 @@ from django.db import connections
 
 from missions.selectors import mission_get_for, missions_visible_to
 from observations import selectors
+from observations.lines import observation_line_html
 from observations.publish import RAIL_GROUP, mission_group
 from studiox.websockets import CLOSE_BAD_FRAME, StudioConsumer
 
@@ -40,6 +42,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 LATE_COMMIT_SECONDS = 5.0  # how long a reader looks behind its cursor for late commits
 VISIBILITY_CACHE_SECONDS = 10.0
+GROUPS_FOLLOWED = 100  # channel groups a mission's reader joins (itself, descendants)
 # Sequence numbers are 64-bit in the database: a larger cursor could only fail every query.
 MAX_SEQ = 2**63 - 1
 
@@ -72,6 +75,7 @@ class ObservationStream(StudioConsumer):
     """What both streams share: authorize, subscribe, catch up, then push and poll."""
 
     group_name = ""
+    own_mission = ""  # a mission's page: its own lines carry no mission label
     subscribed = False
 
     async def connect(self) -> None:
@@ -135,7 +139,9 @@ class ObservationStream(StudioConsumer):
             self.cursor = max(self.cursor, payload["seq"])
             fresh.append(payload)
         if fresh:
-            await self.send_json({"type": "observations", "observations": fresh})
+            own = self.own_mission
+            lines = [{**p, "html": observation_line_html(p, own_mission=own)} for p in fresh]
+            await self.send_json({"type": "observations", "observations": lines})
 
     async def _start_cursor(self) -> int:
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -187,26 +193,52 @@ class ObservationStream(StudioConsumer):
 
 
 class MissionObservationsConsumer(ObservationStream):
-    """ws/missions/<uuid>/: one mission's observations, for whoever may see the mission."""
+    """ws/missions/<uuid>/: one mission's observations and those of its descendants (the
+    missions it started, and theirs) that the reader may see, as one sequence."""
 
     async def authorize(self) -> bool:
         mission_id = self.scope["url_route"]["kwargs"]["mission_id"]
         mission = await _db(mission_get_for)(user=self.user, mission_id=mission_id)
         if mission is None:
             return False
+        self.mission = mission
         self.mission_id = str(mission.id)
-        self.mission_title = mission.title or mission.type
+        self.own_mission = self.mission_id
         self.group_name = mission_group(self.mission_id)
+        self.labels: dict[str, str] = await _db(self._covered)()
+        self.followed: set[str] = {self.mission_id}
+        await self._follow_descendants()  # before "ready": every push from then on arrives
         return True
 
+    def _covered(self) -> dict[str, str]:
+        return selectors.mission_rail_labels(user=self.user, mission=self.mission)
+
     def readable(self):
-        return selectors.observations_of_mission(mission_id=self.mission_id)
+        # Resolved again on every poll: a child started since the last one joins the scope,
+        # and the catch-up reads one sequence across all of them.
+        self.labels = self._covered()
+        return selectors.observations_of_missions(mission_ids=self.labels)
+
+    async def _pull(self) -> bool:
+        full = await super()._pull()
+        await self._follow_descendants()
+        return full
+
+    async def _follow_descendants(self) -> None:
+        """Hear the descendants' pushes too; beyond GROUPS_FOLLOWED the polls bring them."""
+        for mission_id in list(self.labels):
+            if len(self.followed) >= GROUPS_FOLLOWED:
+                return
+            if mission_id not in self.followed:
+                self.followed.add(mission_id)
+                await self.join_group(mission_group(mission_id))
 
     async def prepare_pushed(self, payloads: list[dict]) -> list[dict]:
+        labels = self.labels
         return [
-            {**p, "mission_title": self.mission_title}
+            {**p, "mission_title": labels[p["mission_id"]]}
             for p in payloads
-            if p.get("mission_id") == self.mission_id
+            if p.get("mission_id") in labels
         ]
 
 

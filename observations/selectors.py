@@ -34,6 +34,17 @@ def observations_of_mission(*, mission_id) -> QuerySet[Observation]:
     return Observation.objects.filter(mission_id=mission_id)
 
 
+def observations_of_missions(*, mission_ids) -> QuerySet[Observation]:
+    """The rail of several missions (a parent and its descendants) as one sequence."""
+    return Observation.objects.filter(mission_id__in=list(mission_ids))
+
+
+def mission_rail_labels(*, user: AbstractBaseUser, mission: Mission) -> dict[str, str]:
+    """The missions a mission's rail covers for `user`, id -> label: the mission and every
+    descendant they may see (children and theirs: a parent's rail tells their story too)."""
+    return mission_selectors.mission_subtree_labels(user=user, mission=mission)
+
+
 def mission_observations(
     *, mission: Mission, after: int = 0, limit: int = 500
 ) -> list[Observation]:

@@ -7,7 +7,6 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from observations import selectors
-from observations.models import Observation
 
 RAIL_PAGE_SIZE = 50
 FEED_SIZE = 50
@@ -32,6 +31,5 @@ def rail(request: HttpRequest) -> HttpResponse:
         "latest": selectors.observations_latest(scope=scope, limit=FEED_SIZE),
         "feed_size": FEED_SIZE,
         "sees_all": selectors.user_sees_all_missions(user),
-        "kind_labels": dict(Observation.Kind.choices),
     }
     return render(request, "observations/rail.html", context)

@@ -3,7 +3,7 @@ from importlib import import_module
 from django.apps import AppConfig
 
 # Each module registers its missions with @mission when imported.
-SHOWCASE_MISSION_MODULES = ("showcases.refund.mission",)
+SHOWCASE_MISSION_MODULES = ("showcases.refund.mission", "showcases.reconciliation.mission")
 
 
 class ShowcasesConfig(AppConfig):

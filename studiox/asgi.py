@@ -6,6 +6,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studiox.settings")
+# Each request runs its sync code in a thread of its own: connections come from a pool
+# (studiox.settings, STUDIOX_DB_POOL_SIZE), not one new connection per request.
+os.environ.setdefault("STUDIOX_DB_POOL_SIZE", "8")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -4,6 +4,8 @@ from django.urls import re_path
 
 from decisions import routing as decision_routing
 from observations import routing as observation_routing
+from studiox.body_limit import RequestBodyLimit
+from studiox.mcp.http import mount_http
 from studiox.websockets import NotFoundConsumer
 
 # Last, and matching every path: an unknown path closes with 4404 instead of failing the
@@ -20,7 +22,4 @@ websocket_urlpatterns = [
 def http_application(django_app):
     """Django for every path but /mcp, where the MCP endpoint is mounted (`studiox.mcp.http`).
     Every request body passes the size and time limits of `studiox.body_limit` first."""
-    from studiox.body_limit import RequestBodyLimit
-    from studiox.mcp.http import mount_http
-
     return RequestBodyLimit(mount_http(django_app))

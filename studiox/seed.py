@@ -1,4 +1,4 @@
-"""Demo data for the embedded default: roles, users, and whatever each app seeds."""
+"""Demo data for the embedded default: roles, users, and whatever each showcase seeds."""
 
 import secrets
 from pathlib import Path
@@ -9,19 +9,26 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
-from knowledge import seed as knowledge_seed
+from showcases.reconciliation import seed as reconciliation_seed
+from showcases.refund import seed as refund_seed
 
-ROLES = ("supervisor", "finance")
+ROLES = ("supervisor", "finance", "controller")  # controller: the reconciliation's escalation
 DEMO_USERS = {
     "requester": {"groups": (), "is_staff": False},
     "supervisor": {"groups": ("supervisor",), "is_staff": False},
     "finance": {"groups": ("finance",), "is_staff": False},
-    "admin": {"groups": ("supervisor", "finance"), "is_staff": True, "is_superuser": True},
+    "controller": {"groups": ("controller",), "is_staff": False},
+    "admin": {
+        "groups": ("supervisor", "finance", "controller"),
+        "is_staff": True,
+        "is_superuser": True,
+    },
     # A system that starts missions and sends events through the API (token: create_api_token).
     "integrator": {"groups": (), "is_staff": False, "permissions": ("missions.add_event",)},
 }
-# Apps add their own demo data by exposing `seed_demo()` in these modules.
-APP_SEEDERS = (knowledge_seed,)
+# Each showcase seeds its own demo data with `seed_demo()` in its `seed` module (the refund's
+# policy, orders and payments are in showcases/refund/demo/); add a showcase's module here.
+APP_SEEDERS = (refund_seed, reconciliation_seed)
 
 
 def demo_password(explicit: str | None = None) -> str:
@@ -88,7 +95,7 @@ def _permissions(names: tuple[str, ...]) -> list[Permission]:
 
 
 def seed_apps() -> list[str]:
-    """Run every app's demo seeder; the names of the modules that ran."""
+    """Run every showcase's demo seeder; the names of the modules that ran."""
     for module in APP_SEEDERS:
         module.seed_demo()
     return [module.__name__ for module in APP_SEEDERS]

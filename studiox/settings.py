@@ -1,7 +1,6 @@
 """StudioX settings: one module, every knob from the environment (see README, "Settings")."""
 
 import json
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -56,6 +55,7 @@ INSTALLED_APPS = [
     "knowledge",
     "integrations",
     "showcases",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +108,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_studiox.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI each request runs its sync code in a thread of its own, so a connection kept
+    # per thread meant a new PostgreSQL connection per request: the web server (studiox.asgi
+    # sets 8) takes connections from a pool of this size. 0: one kept per thread (workers).
+    DB_POOL_SIZE = env_int("STUDIOX_DB_POOL_SIZE", 0)
+    if DB_POOL_SIZE:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DB_POOL_SIZE),
+            "max_size": DB_POOL_SIZE,
+            "timeout": 10,
+        }
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -262,6 +273,10 @@ STUDIOX_MAX_STEP_RESULT_BYTES = env_int("STUDIOX_MAX_STEP_RESULT_BYTES", 1024 * 
 STUDIOX_MAX_WORKER_LOSSES = env_int("STUDIOX_MAX_WORKER_LOSSES", 3)
 STUDIOX_RETENTION_DAYS = env_int("STUDIOX_RETENTION_DAYS", 90)
 STUDIOX_PURGE_SECONDS = env_float("STUDIOX_PURGE_SECONDS", 3600.0)
+# Schedules (docs/operating.md): a fire time later than the grace counts as missed (catch-up
+# policy "skip" drops it); "all" starts at most CATCH_UP_MAX missed fire times.
+STUDIOX_SCHEDULE_GRACE_SECONDS = env_float("STUDIOX_SCHEDULE_GRACE_SECONDS", 60.0)
+STUDIOX_SCHEDULE_CATCH_UP_MAX = env_int("STUDIOX_SCHEDULE_CATCH_UP_MAX", 100)
 STUDIOX_LIVE_POLL_SECONDS = env_float("STUDIOX_LIVE_POLL_SECONDS", 1.0)
 STUDIOX_DEMO_PASSWORD = env_str("STUDIOX_DEMO_PASSWORD")
 
@@ -275,18 +290,13 @@ except ValueError as exc:
 if not isinstance(STUDIOX_MCP_SERVERS, dict):
     raise ImproperlyConfigured("STUDIOX_MCP_SERVERS must be a JSON object: name -> server")
 
-# The customer refund mission; the numbers mirror the demo refund policy's text.
-STUDIOX_REFUND_WINDOW_DAYS = env_int("STUDIOX_REFUND_WINDOW_DAYS", 30)
-STUDIOX_RESTOCKING_FEE_RATE = env_float("STUDIOX_RESTOCKING_FEE_RATE", 0.10)
-STUDIOX_REFUND_COOLING_OFF_SECONDS = env_float("STUDIOX_REFUND_COOLING_OFF_SECONDS", 3.0)
-
-# Knowledge: refunds above this amount (EUR) also need finance sign-off.
-try:
-    STUDIOX_FINANCE_THRESHOLD = Decimal(env_str("STUDIOX_FINANCE_THRESHOLD", "500.00"))
-except InvalidOperation as exc:
-    raise ImproperlyConfigured("Unexpected STUDIOX_FINANCE_THRESHOLD, use e.g. 500.00") from exc
-if not STUDIOX_FINANCE_THRESHOLD.is_finite() or STUDIOX_FINANCE_THRESHOLD < 0:
-    raise ImproperlyConfigured("Unexpected STUDIOX_FINANCE_THRESHOLD, use e.g. 500.00")
+# Each showcase keeps its own settings beside its mission (showcases/<name>/settings.py).
+from showcases.refund.settings import (  # noqa: E402, F401
+    STUDIOX_FINANCE_THRESHOLD,
+    STUDIOX_REFUND_COOLING_OFF_SECONDS,
+    STUDIOX_REFUND_WINDOW_DAYS,
+    STUDIOX_RESTOCKING_FEE_RATE,
+)
 
 # LLM provider (docs/operating.md): offline needs no network; the API key is never logged
 # nor recorded.
@@ -304,7 +314,7 @@ STUDIOX_LLM_API_KEY = env_str("STUDIOX_LLM_API_KEY")
 STUDIOX_LLM_TIMEOUT_SECONDS = env_float("STUDIOX_LLM_TIMEOUT_SECONDS", 60.0)
 STUDIOX_LLM_MAX_TOKENS = env_int("STUDIOX_LLM_MAX_TOKENS", 1024)
 
-# Celery: steps are idempotent, so tasks are acknowledged late, one at a time.
+# Celery: steps are idempotent, so tasks are acknowledged late.
 CELERY_BROKER_URL = BROKER_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
@@ -329,7 +339,10 @@ if BROKER_URL.startswith("filesystem://"):
 CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Each worker process may hold a few messages ahead, so that one finishing a step takes the
+# next at once instead of waiting for a broker round trip. A message held by a worker that
+# dies is found again by the scheduler (missions.services._requeue_lost).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("STUDIOX_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("STUDIOX_TASK_TIME_LIMIT", 330)
@@ -366,6 +379,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Three models call their choices "status": name each set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "MissionStatusEnum": "missions.models.Mission.Status",
+        "StepStatusEnum": "missions.models.Step.Status",
+        "DecisionStatusEnum": "decisions.models.Decision.Status",
+    },
 }
 
 # E-mail: console on the embedded default; SMTP when configured.

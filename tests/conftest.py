@@ -11,6 +11,12 @@ from tests.support.rail import fast_polls  # noqa: F401
 
 IN_CI = os.getenv("CI") == "true"
 
+# Production-strength hashing costs half a second per user created; tests create hundreds.
+settings.PASSWORD_HASHERS = [
+    "tests.support.hashing.QuickPBKDF2PasswordHasher",
+    *settings.PASSWORD_HASHERS,
+]
+
 
 def production_services() -> bool:
     return (

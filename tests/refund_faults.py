@@ -15,7 +15,7 @@ _real_call_tool = mcp_client.call_tool
 def _call_then_die(**kwargs):
     result = _real_call_tool(**kwargs)
     trigger = Path(os.environ.get("STUDIOX_TEST_CRASH_AFTER_TOOL", "/nonexistent"))
-    if trigger.exists():
+    if kwargs.get("tool") == "issue_refund" and trigger.exists():  # reads are not the risk
         trigger.unlink()
         os.kill(os.getpid(), signal.SIGKILL)
     return result

@@ -166,15 +166,30 @@ def test_cancelling_the_mission_withdraws_its_pending_decisions(requester, admin
     assert mission.verdict == {"outcome": "cancelled", "by": "admin", "reason": "customer withdrew"}
 
 
-def test_claim_release_and_reassign(requester, supervisor, admin_user):
+def test_a_claimed_decision_may_not_be_claimed_by_a_colleague(requester, supervisor):
     other = make_user("other", "supervisor")
     decision = Decision.objects.get(mission=waiting_mission(requester))
     decision_claim(decision=decision, user=supervisor)
     with pytest.raises(DecisionNotAllowed, match="supervisor has already claimed this"):
         decision_claim(decision=decision, user=other)
+
+
+def test_only_the_person_who_claimed_may_release_the_claim(requester, supervisor):
+    other = make_user("other", "supervisor")
+    decision = Decision.objects.get(mission=waiting_mission(requester))
+    decision_claim(decision=decision, user=supervisor)
     with pytest.raises(DecisionNotAllowed, match="Only the person who claimed"):
         decision_release(decision=decision, user=other)
     decision_release(decision=decision, user=supervisor)
+    decision.refresh_from_db()
+    assert decision.claimed_by is None
+
+
+def test_reassigning_needs_an_administrator_and_a_reason_and_is_audited(
+    requester, supervisor, admin_user
+):
+    other = make_user("other", "supervisor")
+    decision = Decision.objects.get(mission=waiting_mission(requester))
     with pytest.raises(DecisionInvalid, match="needs a reason"):
         decision_reassign(decision=decision, to_user=other, by=admin_user, reason=" ")
     with pytest.raises(DecisionNotAllowed, match="Only an administrator"):

@@ -166,66 +166,79 @@ def test_the_archive_lists_what_i_decided(decision, supervisor):
 
 
 def test_the_evidence_of_a_refund_is_laid_out_for_people(requester, supervisor):
+    """The refund declares its evidence in the queue's generic shape (decisions/evidence.py)."""
     from decisions.waits import decision_open
     from missions.models import Mission
+    from showcases.refund.mission import RefundRequest, approval_context, with_approval
 
-    evidence = {
-        "amount": "740.00 EUR",
-        "refund_amount": "740.00 EUR",
-        "restocking_fee": "0.00 EUR",
-        "reason": "arrived damaged",
-        "order": {
-            "key": "A-1004",
-            "total": "740.00",
-            "currency": "EUR",
-            "delivered_days_ago": 8,
-            "items": [
-                {
-                    "name": "Oak standing desk",
-                    "category": "furniture",
-                    "unit_price": "740.00",
-                    "quantity": 1,
-                    "opened": True,
-                }
-            ],
+    order = {
+        "key": "A-1004",
+        "total": "740.00",
+        "currency": "EUR",
+        "delivered_at": "2026-11-23",
+        "items": [
+            {
+                "name": "Oak standing desk",
+                "category": "furniture",
+                "unit_price": "740.00",
+                "quantity": 1,
+                "opened": True,
+            }
+        ],
+    }
+    figures = {
+        "order_id": "A-1004",
+        "currency": "EUR",
+        "paid": "740.00",
+        "refunded": "0.00",
+        "refundable": "740.00",
+        "refunds": [],
+        "read_at": "2026-12-01T14:02:00+00:00",
+    }
+    evidence = approval_context(
+        request=RefundRequest(order_id="A-1004", amount="740.00", reason="arrived damaged"),
+        order=order,
+        figures=figures,
+        assessment={
+            "refund_amount": "740.00",
+            "restocking_fee": "0.00",
+            "rationale": "Within the 30-day window; nothing refunded yet.",
         },
-        "payment": {
-            "key": "P-9004",
-            "method": "bank_transfer",
-            "amount": "740.00",
-            "currency": "EUR",
-            "refunded_amount": "0.00",
-        },
-        "policy": [
+        passages=[
             {
                 "citation": "Refund policy § Time window",
                 "text": "Refunds are accepted within 30 days of delivery.",
             }
         ],
-        "rationale": "Within the 30-day window; nothing refunded yet.",
-        "ai_rationale": "The desk arrived damaged eight days ago.",
-        "ai_model": "studiox-offline-1",
-    }
+        explained={
+            "parsed": {"rationale": "The desk arrived damaged eight days ago."},
+            "model": "gpt-test",
+            "provider": "openai",
+        },
+    )
     mission = Mission.objects.create(type="customer_refund", version=1, started_by=requester)
     decision = decision_open(
         mission=mission,
-        step_name="supervisor_approval",
+        step_name="finance_signoff",
         role="supervisor",
         title="Refund 740.00 EUR for order A-1004",
         summary="Within policy",
-        context=evidence,
+        context=with_approval(evidence, {"by": "sam", "comment": "fine"}),
         options=["approved", "rejected"],
         due_at=None,
     )
     html = logged_in(supervisor).get(f"/decisions/{decision.id}/").content.decode()
     for shown in (
-        "<dt>Amount asked</dt><dd><strong>740.00 EUR</strong></dd>",
-        "A-1004 · 740.00 EUR · delivered 8 days ago",
+        '<dt>Amount asked</dt><dd>740.00 EUR <span class="muted">(request)</span></dd>',
+        "A-1004 · 740.00 EUR · delivered 2026-11-23",
         "1 × Oak standing desk (furniture) 740.00 EUR · opened",
-        "P-9004 · bank_transfer · paid 740.00 EUR · refunded 0.00 EUR",
+        "paid 740.00 EUR · refunded 0.00 EUR · 740.00 EUR left to refund "
+        '<span class="muted">(payments, read at 2026-12-01 14:02 UTC)</span>',
+        "<dt>Supervisor</dt><dd>approved by sam: “fine”",
         "<p>Refunds are accepted within 30 days of delivery.</p>",
         "<cite>Refund policy § Time window</cite>",
-        "<dt>Policy check</dt><dd>Within the 30-day window; nothing refunded yet.</dd>",
-        "The desk arrived damaged eight days ago.",
+        "<dt>Policy check</dt><dd>Within the 30-day window; nothing refunded yet.",
+        "<p>The desk arrived damaged eight days ago.</p>",
+        "<dt>Rationale written by</dt><dd>gpt-test",
     ):
         assert shown in html, shown

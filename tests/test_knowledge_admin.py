@@ -6,8 +6,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from knowledge.models import Document, Passage, Record
-from knowledge.seed import seed_demo
 from knowledge.services import knowledge_search
+from showcases.refund.seed import seed_demo
 from tests.conftest import make_user
 
 IMPORT_URL = "admin:knowledge_document_import"

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from knowledge.seed import seed_demo
 from knowledge.services import (
     PassageHit,
     document_delete,
@@ -12,6 +11,7 @@ from knowledge.services import (
     knowledge_search,
     knowledge_search_json,
 )
+from showcases.refund.seed import seed_demo
 
 
 @pytest.fixture

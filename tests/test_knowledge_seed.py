@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management import call_command
 
 from knowledge.models import Document, Passage, Record
-from knowledge.seed import seed_demo
 from knowledge.services import knowledge_record, knowledge_search
+from showcases.refund.seed import seed_demo
 
 WINDOW = timedelta(days=30)
 

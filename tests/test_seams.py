@@ -1,7 +1,8 @@
 """The seams between the apps, read from the source: every import in every module of
-`missions`, `decisions` and `observations`, function-local ones included, parsed with `ast`.
+`missions`, `decisions`, `observations` and `integrations`, function-local ones included,
+parsed with `ast`.
 
-What each app may import of another (anything else fails here):
+What each app may import of another (anything else fails here, a pair not listed included):
 
 - missions -> decisions: `decisions.waits` only: open, outcome, expire and withdraw a decision,
   and the subquery the scheduler uses to find a missed wake-up. The engine and the mission
@@ -15,9 +16,16 @@ What each app may import of another (anything else fails here):
 - observations -> missions: `missions.models` and `missions.selectors` (read-only: which
   missions a user may watch), and `missions.retention` (the purge task Celery finds in
   `observations.tasks`).
+- decisions -> observations: `observations.services` (deciding writes a rail line) and
+  `observations.models` (the decision's page shows its mission's rail).
+- missions -> integrations: `integrations.mcp_client` (`ctx.call_tool`) and `integrations.llm`
+  (`ctx.llm`), nothing else.
+- integrations -> missions: `missions.models` (the MCP servers configured in the admin).
 
-Every one of these imports sits at the top of its module, where the next reader sees it: a
-function-local import between apps hides a dependency (and usually an import cycle).
+The project's shell (`studiox`: settings, the Celery app, pages' helpers) and the showcases
+are not apps with a seam here, but the last rule holds for every package of the project: an
+import from another package sits at the top of its module, where the next reader sees it; a
+function-local import hides a dependency (and usually an import cycle).
 """
 
 from __future__ import annotations
@@ -45,8 +53,23 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("observations", "missions"): frozenset(
         {"missions.models", "missions.retention", "missions.selectors"}
     ),
+    ("decisions", "observations"): frozenset({"observations.models", "observations.services"}),
+    ("missions", "integrations"): frozenset({"integrations.llm", "integrations.mcp_client"}),
+    ("integrations", "missions"): frozenset({"missions.models"}),
+    # Recurring missions: start one (mission_start) and read the declared schedules.
+    ("schedules", "missions"): frozenset({"missions.runtime", "missions.services"}),
 }
 APPS = sorted({app for pair in ALLOWED for app in pair})
+PROJECT_PACKAGES = (
+    "decisions",
+    "integrations",
+    "knowledge",
+    "missions",
+    "observations",
+    "schedules",
+    "showcases",
+    "studiox",
+)
 
 
 @dataclass(frozen=True)
@@ -75,12 +98,13 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -
         package = module.split(".") if is_package else module.split(".")[:-1]
         anchor = package[: len(package) - (node.level - 1)]
         base = ".".join([*anchor, *([base] if base else [])])
-    if base in APPS:
+    if base in PROJECT_PACKAGES:
         return [f"{base}.{alias.name}" for alias in node.names]
     return [base]
 
 
 def _cross_imports(app: str) -> list[CrossImport]:
+    """Imports in `app` of another package of the project."""
     found = []
     for path in sorted((ROOT / app).rglob("*.py")):
         module = _module_name(path)
@@ -90,14 +114,14 @@ def _cross_imports(app: str) -> list[CrossImport]:
             if not isinstance(node, ast.Import | ast.ImportFrom):
                 continue
             for target in _targets(node, module, path.name == "__init__.py"):
-                if target.split(".")[0] in APPS and target.split(".")[0] != app:
+                if target.split(".")[0] in PROJECT_PACKAGES and target.split(".")[0] != app:
                     source = str(path.relative_to(ROOT))
                     found.append(CrossImport(source, node.lineno, target, id(node) in top_level))
     return found
 
 
 def _outside_the_seam(source_app: str, target_app: str) -> list[str]:
-    allowed = ALLOWED[(source_app, target_app)]
+    allowed = ALLOWED.get((source_app, target_app), frozenset())
     return [
         str(found)
         for found in _cross_imports(source_app)
@@ -105,14 +129,17 @@ def _outside_the_seam(source_app: str, target_app: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("source_app", "target_app"), sorted(ALLOWED))
+@pytest.mark.parametrize(
+    ("source_app", "target_app"),
+    [(source, target) for source in APPS for target in APPS if source != target],
+)
 def test_an_app_reaches_another_only_through_its_seam(source_app, target_app):
     assert _outside_the_seam(source_app, target_app) == []
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_imports_between_apps_sit_at_the_top_of_the_module(app):
-    hidden = [str(found) for found in _cross_imports(app) if not found.top_level]
+@pytest.mark.parametrize("package", PROJECT_PACKAGES)
+def test_imports_between_packages_of_the_project_sit_at_the_top_of_the_module(package):
+    hidden = [str(found) for found in _cross_imports(package) if not found.top_level]
     assert hidden == []
 
 
@@ -125,7 +152,6 @@ def test_the_decisions_side_of_the_seam_imports_nothing_from_missions():
     ] == []
 
 
-PROJECT_PACKAGES = ("decisions", "integrations", "knowledge", "missions", "observations", "studiox")
 IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
 
 
@@ -167,10 +193,15 @@ def test_the_reader_sees_a_violation_where_it_is(tmp_path, monkeypatch):
     app.mkdir()
     (app / "__init__.py").write_text("")
     (app / "sneaky.py").write_text(
+        "from integrations import llm\n\n"
         "def go():\n    from decisions import services\n    from . import waits\n"
+        "    from integrations import mcp_client\n    import studiox.celery\n"
     )
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
     found = _cross_imports("missions")
     assert [(str(item), item.top_level) for item in found] == [
-        ("missions/sneaky.py:2 imports decisions.services", False)
+        ("missions/sneaky.py:1 imports integrations.llm", True),
+        ("missions/sneaky.py:4 imports decisions.services", False),
+        ("missions/sneaky.py:6 imports integrations.mcp_client", False),
+        ("missions/sneaky.py:7 imports studiox.celery", False),
     ]

@@ -38,7 +38,13 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 IDEMPOTENCY_KEY = "idempotency_key"
 # What a spawned server may see of our environment (besides the MCP SDK's own short list:
 # HOME, LOGNAME, PATH, SHELL, TERM, USER) - never our secrets or database URL.
-PASSED_ENV = ("PATH", "DEMO_PAYMENTS_LEDGER", "DEMO_PAYMENTS_PAID")
+PASSED_ENV = (
+    "PATH",
+    "DEMO_PAYMENTS_LEDGER",
+    "DEMO_PAYMENTS_PAID",
+    "DEMO_LEDGERS_DB",
+    "DEMO_LEDGERS_DATA",
+)
 STDERR_TAIL_CHARS = 800
 # Errors in the call itself: sending it again cannot succeed.
 REFUSED_CODES = {mcp_types.INVALID_PARAMS, mcp_types.METHOD_NOT_FOUND}
@@ -70,12 +76,17 @@ class ServerConfig:
 
 
 def builtin_servers() -> dict[str, dict[str, Any]]:
-    """The servers that need no set-up: the bundled demo payments server over stdio."""
+    """The servers that need no set-up: the bundled demo payments and demo ledgers servers
+    over stdio."""
     return {
         "payments": {
             "transport": McpServer.Transport.STDIO,
             "command": [sys.executable, "-m", "demo_payments"],
-        }
+        },
+        "ledgers": {
+            "transport": McpServer.Transport.STDIO,
+            "command": [sys.executable, "-m", "demo_ledgers"],
+        },
     }
 
 

@@ -78,4 +78,12 @@ class Migration(migrations.Migration):
             model_name='mapitem',
             constraint=models.UniqueConstraint(fields=('mission', 'step_name', 'index'), name='map_item_unique'),
         ),
+        migrations.RemoveIndex(
+            model_name='mission',
+            name='mission_event_wait_idx',
+        ),
+        migrations.AddIndex(
+            model_name='mission',
+            index=models.Index(condition=models.Q(('status', 'waiting'), ('waiting_on__in', ['event', 'any'])), fields=['waiting_event', 'waiting_event_key'], name='mission_event_wait_idx'),
+        ),
     ]

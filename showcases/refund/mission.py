@@ -1,8 +1,10 @@
 """The customer refund: the showcase mission (docs/authoring.md).
 
-Knowledge lookup, a policy check grounded in the refund policy's passages, supervisor
-approval, finance sign-off above the threshold, a cooling-off timer, the refund through the
-payments MCP tool, and a verdict. Every step is checkpointed: a crash anywhere resumes here
+Knowledge lookup, what the order paid and its refunds read from the payments system of
+record (payments.py), a policy check grounded in the refund policy's passages, supervisor
+approval, finance sign-off above the threshold (on a fresh read), a cooling-off timer, a last
+read and the refund through the payments MCP tool, and a verdict: `not_refunded` when a refund
+paid meanwhile leaves too little. Every step is checkpointed: a crash anywhere resumes here
 without paying twice (the payment tool dedupes by the step's idempotency key).
 """
 
@@ -15,9 +17,11 @@ from django.conf import settings
 from pydantic import BaseModel, Field
 
 from knowledge.services import knowledge_record, knowledge_search
-from missions.runtime import mission
+from missions.runtime import NonRetryableError, mission
+from showcases.refund import payments as payments_system
 
 CENTS = Decimal("0.01")
+CURRENCY = "EUR"  # the demo shop's only currency
 
 
 class RefundRequest(BaseModel):
@@ -43,12 +47,15 @@ def policy_passages(reason: str) -> list[dict]:
     return list(seen.values())
 
 
-def assess_refund(order: dict, payment: dict | None, request: dict, today: str) -> dict:
-    """Check the request against the refund policy; the reasons cite the policy's rules."""
+def assess_refund(order: dict, figures: dict | None, request: dict, today: str) -> dict:
+    """Check the request against the refund policy; the reasons cite the policy's rules.
+    `figures` is what the order paid and what was refunded, as the payments system answered
+    (`lookup_refunds`); the money reasons name that source."""
     amount = Decimal(request["amount"])
     problems: list[str] = []
-    paid = Decimal(str(payment.get("amount", "0"))) if payment else Decimal("0")
-    refunded = Decimal(str(payment.get("refunded_amount", "0"))) if payment else Decimal("0")
+    paid = Decimal(figures["paid"]) if figures else Decimal("0")
+    refunded = Decimal(figures["refunded"]) if figures else Decimal("0")
+    source = payments_system.read_source(figures) if figures else ""
     findings: list[str] = []
     window = int(settings.STUDIOX_REFUND_WINDOW_DAYS)
     delivered = order.get("delivered_at")
@@ -67,13 +74,14 @@ def assess_refund(order: dict, payment: dict | None, request: dict, today: str) 
     ]
     if excluded:
         problems.append(f"excluded from refunds: {', '.join(excluded)}")
-    if payment is None:
+    if figures is None:
         problems.append("no payment found for this order")
     elif refunded >= paid:
-        problems.append(f"already refunded in full ({refunded} of {paid})")
+        problems.append(f"already refunded in full ({refunded} of {paid}, from {source})")
     elif amount > paid - refunded:
         problems.append(
-            f"asks {amount} but only {paid - refunded} of the {paid} paid is refundable"
+            f"asks {amount} but only {paid - refunded} of the {paid} paid is refundable "
+            f"({refunded} refunded so far, from {source})"
         )
     fee_rate = Decimal(str(settings.STUDIOX_RESTOCKING_FEE_RATE))
     opened_electronics = any(
@@ -82,9 +90,10 @@ def assess_refund(order: dict, payment: dict | None, request: dict, today: str) 
     )
     fee = (amount * fee_rate).quantize(CENTS) if opened_electronics else Decimal("0.00")
     threshold = Decimal(str(settings.STUDIOX_FINANCE_THRESHOLD))
-    if payment is not None and not problems:
+    if figures is not None and not problems:
         findings.append(
-            f"Paid {paid} EUR, {refunded} EUR refunded so far (§ Already refunded orders)."
+            f"Paid {paid} EUR, {refunded} EUR refunded so far, from {source} "
+            "(§ Already refunded orders)."
         )
     findings.append(
         f"Restocking fee {fee} EUR (opened electronics)."
@@ -115,17 +124,17 @@ RATIONALE_SCHEMA = {
 }
 
 
-@mission("customer_refund", version=1, title="Customer refund", input=RefundRequest)
+@mission("customer_refund", version=2, title="Customer refund", input=RefundRequest)
 def customer_refund(ctx, request: RefundRequest) -> dict:
     """Refund a customer's order after policy check and approvals, paid through MCP."""
     order = ctx.step("retrieve_order", knowledge_record, "order", request.order_id)
     if order is None:
         return {"outcome": "rejected", "reason": f"no order {request.order_id} on record"}
-    payment = ctx.step("retrieve_payment", knowledge_record, "payment", order.get("payment_id", ""))
+    figures = _read_payments(ctx, "read_payments", request)
     passages = ctx.step("retrieve_policy", policy_passages, request.reason)
     today = ctx.now().date().isoformat()
     assessment = ctx.step(
-        "validate_policy", assess_refund, order, payment, request.model_dump(mode="json"), today
+        "validate_policy", assess_refund, order, figures, request.model_dump(mode="json"), today
     )
     citations = [p["citation"] for p in passages]
     if not assessment["eligible"]:
@@ -143,19 +152,177 @@ def customer_refund(ctx, request: RefundRequest) -> dict:
         schema=RATIONALE_SCHEMA,
     )
     rationale = assessment["rationale"]
-    evidence = {
-        "ai_rationale": (explained.get("parsed") or {}).get("rationale")
-        or explained.get("content", ""),
-        "ai_model": explained.get("model", ""),
-        "amount": f"{request.amount} EUR",
-        "refund_amount": f"{assessment['refund_amount']} EUR",
-        "restocking_fee": f"{assessment['restocking_fee']} EUR",
-        "order": order,
-        "payment": payment,
-        "reason": request.reason,
-        "policy": passages,
-        "rationale": rationale,
+    evidence = approval_context(
+        request=request,
+        order=order,
+        figures=figures,
+        assessment=assessment,
+        passages=passages,
+        explained=explained,
+    )
+    title = f"Refund {request.amount} EUR for order {request.order_id}"
+    approvals = []
+    supervisor = ctx.wait_for_decision(
+        "supervisor_approval",
+        role="supervisor",
+        title=title,
+        summary=rationale,
+        context=evidence,
+        timeout=timedelta(days=2),
+    )
+    if supervisor.outcome != "approved":
+        return _declined("supervisor", supervisor, request)
+    approvals.append(
+        {"role": "supervisor", "by": supervisor.decided_by, "comment": supervisor.comment}
+    )
+    if assessment["needs_finance"]:
+        ctx.observe(
+            f"Above the {settings.STUDIOX_FINANCE_THRESHOLD} EUR threshold: finance sign-off needed"
+        )
+        # Finance may decide days later: they sign the figures as they are when asked.
+        seen, figures = figures, _read_payments(ctx, "read_payments_for_finance", request)
+        short = payments_system.shortfall(figures, amount=assessment["refund_amount"], earlier=seen)
+        if short:
+            return _not_refunded(ctx, request, short, approvals=approvals, figures=figures)
+        finance = ctx.wait_for_decision(
+            "finance_signoff",
+            role="finance",
+            title=f"Finance sign-off: {title}",
+            summary=rationale,
+            context=with_approval(
+                approval_context(
+                    request=request,
+                    order=order,
+                    figures=figures,
+                    assessment=assessment,
+                    passages=passages,
+                    explained=explained,
+                ),
+                approvals[0],
+            ),
+            timeout=timedelta(days=3),
+        )
+        if finance.outcome != "approved":
+            return _declined("finance", finance, request)
+        approvals.append({"role": "finance", "by": finance.decided_by, "comment": finance.comment})
+    ctx.sleep("cooling_off", timedelta(seconds=settings.STUDIOX_REFUND_COOLING_OFF_SECONDS))
+    return _pay(ctx, request, assessment, seen=figures, approvals=approvals, citations=citations)
+
+
+def _pay(
+    ctx,
+    request: RefundRequest,
+    assessment: dict,
+    *,
+    seen: dict,
+    approvals: list[dict],
+    citations: list[str],
+) -> dict:
+    """Pay the approved amount if it still fits what is left to refund: the verdict."""
+    amount = assessment["refund_amount"]
+    # A refund may have been paid since the approvers read the figures: read them again.
+    figures = _read_payments(ctx, "read_payments_before_paying", request)
+    short = payments_system.shortfall(figures, amount=amount, earlier=seen)
+    if short:
+        return _not_refunded(ctx, request, short, approvals=approvals, figures=figures)
+    paid = ctx.step(
+        "issue_refund",
+        lambda: payments_system.pay_refund(
+            order_id=request.order_id,
+            amount=amount,
+            currency=CURRENCY,
+            idempotency_key=ctx.idempotency_key,
+        ),
+    )
+    if "refused" in paid:
+        # Another refund was paid between our read and our payment, and the ledger kept the
+        # total within what was captured. Read what it paid, to say so.
+        latest = _read_payments(ctx, "read_payments_after_refusal", request)
+        short = payments_system.shortfall(latest, amount=amount, earlier=figures)
+        if not short:
+            raise NonRetryableError(f"payments refused the refund: {paid['refused']}")
+        reason = f"another refund took it first: {short}"
+        return _not_refunded(ctx, request, reason, approvals=approvals, figures=latest)
+    ctx.observe(f"Refunded {amount} EUR for order {request.order_id}")
+    return {
+        "outcome": "refunded",
+        "order_id": request.order_id,
+        "amount": amount,
+        "restocking_fee": assessment["restocking_fee"],
+        "approvals": approvals,
+        "payment": paid["refund"],
+        "citations": citations,
     }
+
+
+def _read_payments(ctx, name: str, request: RefundRequest) -> dict:
+    """What the order paid and its refunds, read from the payments system as step `name`;
+    the figures go on the rail with the time of the read."""
+    figures = ctx.call_tool(
+        name,
+        server=payments_system.SERVER,
+        tool=payments_system.READ_TOOL,
+        arguments={"order_id": request.order_id},
+    )
+    ctx.observe(
+        f"Payments for {request.order_id}: {payments_system.figures_line(figures)} "
+        f"({payments_system.read_source(figures)})"
+    )
+    return figures
+
+
+def _not_refunded(
+    ctx, request: RefundRequest, reason: str, *, approvals: list[dict], figures: dict
+) -> dict:
+    """The verdict when the approved amount no longer fits what is left to refund."""
+    ctx.observe(f"Not refunded: {reason}")
+    return {
+        "outcome": "not_refunded",
+        "order_id": request.order_id,
+        "reason": reason,
+        "approvals": approvals,
+        "payments": figures,
+    }
+
+
+@mission("customer_refund", version=1, title="Customer refund", input=RefundRequest)
+def customer_refund_v1(ctx, request: RefundRequest) -> dict:
+    """Version 1, registered while its missions finish: the payment's figures come from
+    the knowledge record, and the refund is paid without a fresh read."""
+    order = ctx.step("retrieve_order", knowledge_record, "order", request.order_id)
+    if order is None:
+        return {"outcome": "rejected", "reason": f"no order {request.order_id} on record"}
+    payment = ctx.step("retrieve_payment", knowledge_record, "payment", order.get("payment_id", ""))
+    figures = payments_system.read_from_knowledge(payment)
+    passages = ctx.step("retrieve_policy", policy_passages, request.reason)
+    today = ctx.now().date().isoformat()
+    assessment = ctx.step(
+        "validate_policy", assess_refund, order, figures, request.model_dump(mode="json"), today
+    )
+    citations = [p["citation"] for p in passages]
+    if not assessment["eligible"]:
+        ctx.observe(
+            f"Refund for {request.order_id} refused by policy: {'; '.join(assessment['problems'])}"
+        )
+        return {
+            "outcome": "rejected_by_policy",
+            "reasons": assessment["problems"],
+            "citations": citations,
+        }
+    explained = ctx.llm(
+        "explain",
+        messages=_explain_messages(request, assessment, passages),
+        schema=RATIONALE_SCHEMA,
+    )
+    rationale = assessment["rationale"]
+    evidence = approval_context(
+        request=request,
+        order=order,
+        figures=figures,
+        assessment=assessment,
+        passages=passages,
+        explained=explained,
+    )
     title = f"Refund {request.amount} EUR for order {request.order_id}"
     approvals = []
     supervisor = ctx.wait_for_decision(
@@ -180,7 +347,7 @@ def customer_refund(ctx, request: RefundRequest) -> dict:
             role="finance",
             title=f"Finance sign-off: {title}",
             summary=rationale,
-            context={**evidence, "supervisor": approvals[0]},
+            context=with_approval(evidence, approvals[0]),
             timeout=timedelta(days=3),
         )
         if finance.outcome != "approved":
@@ -194,7 +361,7 @@ def customer_refund(ctx, request: RefundRequest) -> dict:
         arguments={
             "order_id": request.order_id,
             "amount": assessment["refund_amount"],
-            "currency": "EUR",
+            "currency": CURRENCY,
         },
     )
     ctx.observe(f"Refunded {assessment['refund_amount']} EUR for order {request.order_id}")
@@ -207,6 +374,101 @@ def customer_refund(ctx, request: RefundRequest) -> dict:
         "payment": paid,
         "citations": citations,
     }
+
+
+def approval_context(
+    *,
+    request: RefundRequest,
+    order: dict,
+    figures: dict | None,
+    assessment: dict,
+    passages: list[dict],
+    explained: dict,
+) -> dict:
+    """What the approvers see, in the Decision Queue's evidence shape (docs/decision-queue.md):
+    labelled facts with where they come from, the AI's rationale, and the policy passages with
+    their citations."""
+    facts = [
+        ("Amount asked", f"{request.amount} {CURRENCY}", "request"),
+        ("Refund after fees", f"{assessment['refund_amount']} {CURRENCY}", "policy check"),
+        ("Restocking fee", f"{assessment['restocking_fee']} {CURRENCY}", "policy check"),
+        ("Customer's reason", request.reason, "request"),
+        ("Order", _order_line(order), "knowledge"),
+        *(("Item", _item_line(item, order), "knowledge") for item in order.get("items", [])),
+        ("Payment", _payment_line(figures), _payment_source(figures)),
+        ("Policy check", assessment["rationale"], "policy check"),
+        ("Rationale written by", _rationale_author(explained), "AI"),
+    ]
+    return {
+        "evidence": [
+            {"label": label, "value": value, "source": source} for label, value, source in facts
+        ],
+        "rationale": _rationale(explained, request=request, assessment=assessment),
+        "passages": [{"text": p["text"], "citation": p["citation"]} for p in passages],
+    }
+
+
+OFFLINE_LABEL = "Offline model: summary composed from the evidence above."
+
+
+def _rationale(explained: dict, *, request: RefundRequest, assessment: dict) -> str:
+    """The AI's rationale; the offline model writes a placeholder, not reasons, so then the
+    approvers get a summary of the evidence, labelled as such."""
+    if explained.get("provider") != "offline":
+        return (explained.get("parsed") or {}).get("rationale") or explained.get("content", "")
+    return (
+        f"{OFFLINE_LABEL} Order {request.order_id}: {request.amount} {CURRENCY} asked because "
+        f"“{request.reason}”, {assessment['refund_amount']} {CURRENCY} to refund after fees. "
+        f"{assessment['rationale']}"
+    )
+
+
+def _rationale_author(explained: dict) -> str:
+    if explained.get("provider") == "offline":
+        return f"{explained.get('model', '')} (offline: no language model is configured)"
+    return explained.get("model", "")
+
+
+def with_approval(context: dict, approval: dict) -> dict:
+    """The finance tier's context: the supervisor's approval first."""
+    comment = f": “{approval['comment']}”" if approval["comment"] else ""
+    fact = {
+        "label": "Supervisor",
+        "value": f"approved by {approval['by']}{comment}",
+        "source": "Decision Queue",
+    }
+    return {**context, "evidence": [fact, *context["evidence"]]}
+
+
+def _order_line(order: dict) -> str:
+    currency = order.get("currency", CURRENCY)
+    parts = [str(order.get("key") or order.get("id", "")), f"{order.get('total', '')} {currency}"]
+    if order.get("delivered_at"):
+        parts.append(f"delivered {order['delivered_at']}")
+    # The order record's refunded total is a copy that goes stale; the payment line has it.
+    return " · ".join(parts)
+
+
+def _item_line(item: dict, order: dict) -> str:
+    name = item.get("name", item.get("sku", "item"))
+    price = f"{item.get('unit_price', '')} {order.get('currency', CURRENCY)}"
+    line = f"{item.get('quantity', 1)} × {name} ({item.get('category', '')}) {price}"
+    flags = [
+        flag
+        for flag, on in (("final sale", item.get("final_sale")), ("opened", item.get("opened")))
+        if on
+    ]
+    return " · ".join([line, *flags])
+
+
+def _payment_line(figures: dict | None) -> str:
+    if figures is None:
+        return "none on record"
+    return payments_system.figures_line(figures)
+
+
+def _payment_source(figures: dict | None) -> str:
+    return payments_system.read_source(figures) if figures else "knowledge"
 
 
 def _declined(role: str, decision, request: RefundRequest) -> dict:

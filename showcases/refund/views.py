@@ -10,10 +10,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from missions.services import IdempotencyKeyReused, MissionInputError, mission_start
+from showcases.refund.payments import order_on_record
 
 REFUND_TYPE = "customer_refund"
 FIELDS = ("order_id", "amount", "reason")
 MAX_KEY_LENGTH = 200
+MAX_ORDER_ID_LENGTH = 50  # RefundRequest.order_id's limit; longer ones get its field error
 
 
 @login_required
@@ -24,6 +26,9 @@ def refund_new(request: HttpRequest) -> HttpResponse:
     conflict = None
     if request.method == "POST":
         values = {key: request.POST.get(key, "").strip() for key in FIELDS}
+        # An order no record knows is refused here, before any mission starts.
+        errors = _unknown_order(values["order_id"])
+    if request.method == "POST" and not errors:
         try:
             started = mission_start(
                 type=REFUND_TYPE,
@@ -50,6 +55,16 @@ def refund_new(request: HttpRequest) -> HttpResponse:
     }
     status = 409 if conflict else 400 if errors else 200
     return render(request, "refunds/new.html", context, status=status)
+
+
+def _unknown_order(order_id: str) -> dict[str, list[str]]:
+    """A field error for an order no record knows; a blank, over-long or NUL-bearing id is
+    left to the mission's input validation, which says what is wrong with it."""
+    if not order_id or len(order_id) > MAX_ORDER_ID_LENGTH or "\x00" in order_id:
+        return {}
+    if order_on_record(order_id):
+        return {}
+    return {"order_id": [f"No order {order_id} on record"]}
 
 
 def _as_input(values: dict[str, str]) -> dict:

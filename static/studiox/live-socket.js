@@ -9,7 +9,8 @@
 //
 // htmx's ws extension is not used for this: it reconnects only after an abnormal close
 // (1006, 1011, 1012, 1013), so a server restart that closes cleanly would end the live page,
-// and its URL is fixed, so it cannot catch up from a sequence number.
+// and its URL is fixed, so it cannot catch up from a sequence number (docs/concepts.md, "How
+// live pages follow along").
 (function (StudioX) {
   "use strict";
 

@@ -69,7 +69,10 @@ class MissionsView(ApiView):
     def get(self, request: Request) -> Response:
         filters = validated(MissionListQuerySerializer, request.query_params)
         missions = mission_list(
-            user=request.user, status=filters.get("status"), type=filters.get("type")
+            user=request.user,
+            status=filters.get("status"),
+            type=filters.get("type"),
+            parent=filters.get("parent"),
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(missions, request, view=self)

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from decisions.models import Decision
 from missions.models import Mission, Step
 from missions.runtime import MissionDefinition
+from missions.selectors import mission_children
 from observations.models import Observation
 
 MAX_ID = 2**63 - 1  # the largest database id; a larger number must be a 400, not an overflow
@@ -47,9 +48,29 @@ class MissionStartSerializer(serializers.Serializer):
         return value
 
 
+class MissionChildSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Mission
+        fields = ["id", "type", "status", "verdict"]
+        read_only_fields = fields
+
+
 class MissionSerializer(serializers.ModelSerializer):
     started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     cancelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    parent = serializers.UUIDField(
+        source="parent_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The mission that started this one (ctx.start_mission), or null.",
+    )
+    children = serializers.SerializerMethodField(
+        help_text="The missions this one started, in the order it started them."
+    )
+
+    @extend_schema_field(MissionChildSerializer(many=True))
+    def get_children(self, mission: Mission) -> list[dict[str, Any]]:
+        return MissionChildSerializer(mission_children(mission=mission), many=True).data
 
     class Meta:
         model = Mission
@@ -71,6 +92,8 @@ class MissionSerializer(serializers.ModelSerializer):
             "started_by",
             "cancelled_by",
             "idempotency_key",
+            "parent",
+            "children",
             "created_at",
             "updated_at",
             "finished_at",
@@ -81,6 +104,7 @@ class MissionSerializer(serializers.ModelSerializer):
 class MissionListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Mission.Status.choices, required=False)
     type = serializers.CharField(max_length=100, required=False)
+    parent = serializers.UUIDField(required=False, help_text="Only the missions it started.")
 
 
 class StepSerializer(serializers.ModelSerializer):

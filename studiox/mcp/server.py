@@ -152,7 +152,8 @@ class StudioXTools:
         self, mission_id: str, ctx: Context, observations: int = 20
     ) -> dict[str, Any]:
         """Where a mission stands: status, current step, what it waits on and since when, its
-        verdict or error, and its most recent observations (the rail), oldest first."""
+        verdict or error, the mission that started it (parent) and those it started
+        (children), and its most recent observations (the rail), oldest first."""
         user_id = self.caller_id(ctx)
         limit = max(0, min(observations, MAX_RECENT_OBSERVATIONS))
 

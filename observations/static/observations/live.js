@@ -1,46 +1,23 @@
 // Live observations for the rail and mission pages.
 //
 // <div data-live-stream="/ws/..." data-after="SEQ" data-list="#list" data-refresh="#a,#b">
-// follows the stream from SEQ (studiox/live-socket.js), prepends each observation to the list
-// (once: lines are keyed by sequence number) as a copy of <template id="observation-line">,
-// and has htmx re-fetch the regions named in data-refresh (each carries its own
-// data-refresh-url) a moment after news arrives and whenever the socket (re)opens, so a
-// missed push or a reconnect heals itself: the server's database is the truth.
+// follows the stream from SEQ (studiox/live-socket.js), inserts each observation's line as the
+// server rendered it (the frame's "html", from observations/_line.html: the markup has one
+// home) into the list, once (lines are keyed by sequence number), and has htmx re-fetch the
+// regions named in data-refresh (each carries its own data-refresh-url) a moment after news
+// arrives and whenever the socket (re)opens, so a missed push or a reconnect heals itself:
+// the server's database is the truth.
 (function () {
   "use strict";
 
   var REFRESH_DELAY_MS = 250;
 
-  function kindLabels() {
-    var node = document.getElementById("observation-kinds");
-    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
-  }
-
-  function utcTime(iso, length) {
-    var d = new Date(iso);
-    return isNaN(d) ? "" : d.toISOString().slice(0, 19).replace("T", " ").slice(-length);
-  }
-
-  // The page's <template id="observation-line"> is observations/_line.html rendered empty:
-  // the markup has one home, the server's, and this only fills its slots.
-  function lineFor(template, o, labels) {
-    var li = template.content.firstElementChild.cloneNode(true);
-    li.className = "obs kind-" + o.kind + " fresh";
-    li.dataset.seq = o.seq;
-    var time = li.querySelector("time");
-    time.textContent = utcTime(o.created_at, 8);
-    time.setAttribute("datetime", o.created_at);
-    time.title = utcTime(o.created_at, 19) + " UTC";
-    var mission = li.querySelector(".obs-mission");
-    if (mission) {
-      mission.href = "/missions/" + o.mission_id + "/";
-      mission.firstChild.textContent = (o.mission_title || "Mission") + " ";
-      mission.querySelector(".muted").textContent = "#" + String(o.mission_id).slice(0, 8);
-    }
-    li.querySelector(".obs-kind").textContent = labels[o.kind] || o.kind;
-    var step = li.querySelector(".obs-step");
-    if (o.step) { step.textContent = o.step; } else { step.remove(); }
-    li.querySelector(".obs-message").textContent = o.message;
+  // The server rendered the line (escaped, like every page); this only makes it an element.
+  function lineFrom(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    var li = holder.content.firstElementChild;
+    if (li) li.classList.add("fresh");
     return li;
   }
 
@@ -50,9 +27,7 @@
     this.list = document.querySelector(root.dataset.list);
     this.max = parseInt((this.list && this.list.dataset.max) || "200", 10);
     this.refreshTargets = (root.dataset.refresh || "").split(",").filter(Boolean);
-    this.template = document.getElementById("observation-line");
     this.status = document.querySelector("[data-live-status]");
-    this.labels = kindLabels();
     this.refreshTimer = null;
     this.refreshEvery = parseInt(root.dataset.refreshEvery || "500", 10);
     this.lastRefresh = 0;
@@ -88,7 +63,8 @@
       var o = observations[i];
       this.after = Math.max(this.after, o.seq);
       if (this.list.querySelector('[data-seq="' + o.seq + '"]')) continue;
-      this.insert(lineFor(this.template, o, this.labels), o.seq);
+      var line = o.html && lineFrom(o.html);
+      if (line) this.insert(line, o.seq);
     }
     while (this.list.children.length > this.max) this.list.lastElementChild.remove();
     this.scheduleRefresh(REFRESH_DELAY_MS);

@@ -1,0 +1,5 @@
+"""`python -m demo_ledgers [--http --port N]`."""
+
+from demo_ledgers.server import main
+
+main()

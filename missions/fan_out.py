@@ -1,0 +1,683 @@
+"""`ctx.map`: parallel steps. Each item of a map is its own task, lease and checkpoint.
+
+The map is one Step row (kind "map") at its position in the mission; its items are MapItem
+rows. The mission waits on the map (a row, no worker) while the items run on the workers.
+
+An item holds a **slot** while `enqueued_at` is set and it is not finished: at most
+`max_parallel` items hold one at a time. Every change that gives a slot up (an item completed,
+failed for good, or skipped) happens under the mission's row lock and is followed by the
+settle check, in the same transaction: when no item holds a slot any more and either every
+item is done or one failed, the mission is woken, exactly once (the lock serialises the last
+two items). Otherwise the freed slot goes to the next pending item, whose task is sent after
+commit. Lock order: an item's row first, then the mission's row.
+
+A worker runs an item by replaying the mission function with its recorded steps, executing
+nothing, up to the map's call (`_capture`), which hands back `fn` and the items; then it runs
+`fn(items[i])` inside a transaction that commits the item's result fenced by the item's
+token, so an item runs like `ctx.transaction`: its database writes commit exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from missions.engine import (
+    IncompatibleCodeChange,
+    MissionContext,
+    Outcome,
+    _checked_size,
+    _Yield,
+    to_json,
+)
+from missions.lease import lease_expiry, worker_identity
+from missions.models import MapItem, Mission, Step
+from missions.runtime import DEFAULT_RETRY, NonRetryableError, RetryPolicy, get_definition
+from missions.waits import mission_wake
+from observations.services import observation_record
+from studiox.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+MAP_ITEM_TASK = "missions.map_item"  # missions.tasks.run_map_item
+ItemStatus = MapItem.Status
+UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING, ItemStatus.RETRYING)
+# An item's task may run only while its mission may move: not paused, cancelled or finished.
+MOVING = (Mission.Status.PENDING, Mission.Status.RUNNING, Mission.Status.WAITING)
+
+
+# --- the mission's side: ctx.map -----------------------------------------------------------
+
+
+class _MapCall(BaseException):
+    """Ends a capturing replay at the map's call, carrying what the item task needs. A
+    BaseException so that a mission's `except Exception` cannot swallow it."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], items: list, retry: RetryPolicy, max_parallel: int | None
+    ):
+        self.fn, self.items, self.retry, self.max_parallel = fn, items, retry, max_parallel
+
+
+def map_step(
+    ctx: MissionContext,
+    name: str,
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    max_parallel: int | None,
+    retry: RetryPolicy | None,
+) -> list[Any]:
+    """What `ctx.map` does in a mission's pass (see the module's docstring)."""
+    if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
+        raise ValueError("ctx.map: max_parallel must be a positive integer or None")
+    items = list(items)
+    if ctx.capture_map == name:
+        ctx.dry_run = False  # this position is checked, then the replay stops here
+        ctx._enter(name, Step.Kind.MAP)
+        ctx.dry_run = True  # so that a `ctx` call inside `fn` can write nothing
+        raise _MapCall(fn, items, retry or DEFAULT_RETRY, max_parallel)
+    _check_count(ctx, name, len(items))
+    step = ctx._enter(name, Step.Kind.MAP)
+    if step and step.status == Step.Status.COMPLETED:
+        return step.result
+    if step is None and not items:
+        checkpoint = ctx._completed_checkpoint(name, Step.Kind.MAP, None, result=[], attempts=1)
+        ctx._commit(checkpoint)
+        return ctx._after_checkpoint(checkpoint.step)
+    limit = max_parallel or len(items)
+    with ctx._commit_block() as commit:  # its fence holds the mission's row lock
+        if step is None:
+            _insert_items(ctx.mission.id, name, items)
+        progress = _progress(ctx.mission.id, name)
+        if not progress.settled:
+            to_send = _fill_slots(ctx.mission.id, name, progress, limit=limit, resend=True)
+            checkpoint = ctx._waiting_checkpoint(
+                name,
+                Step.Kind.MAP,
+                step,
+                wait={"count": len(items), "max_parallel": max_parallel},
+                waiting_on=Mission.WaitingOn.MAP,
+                label=progress.label(name),
+                until=None,
+            )
+            commit(checkpoint)
+            _send_on_commit(ctx.mission.id, name, to_send)
+    if not progress.settled:
+        raise _Yield(Outcome.WAITING)
+    # Settled stays settled: no item takes a slot again until the mission itself gives one.
+    return _finish(ctx, name, step, progress)
+
+
+def _check_count(ctx: MissionContext, name: str, count: int) -> None:
+    """A replay must hand the map the same number of items it was first given."""
+    recorded = ctx._steps[ctx._position] if ctx.replaying else None
+    if recorded is None or recorded.name != name or recorded.kind != Step.Kind.MAP:
+        return
+    expected = recorded.wait.get("count")
+    if recorded.status != Step.Status.COMPLETED and expected not in (None, count):
+        raise IncompatibleCodeChange(
+            f"mission code changed incompatibly: parallel steps '{name}' were started with "
+            f"{expected} items, the code now gives {count}"
+        )
+
+
+def _insert_items(mission_id, name: str, items: list) -> None:
+    MapItem.objects.bulk_create(
+        MapItem(
+            mission_id=mission_id,
+            step_name=name,
+            index=index,
+            label=str(item)[:200],
+            idempotency_key=f"{mission_id}:{name}:{index}",
+        )
+        for index, item in enumerate(items)
+    )
+
+
+def _finish(ctx: MissionContext, name: str, step: Step, progress: _Progress) -> list[Any]:
+    """Complete the map with its results in input order, or fail it naming the item."""
+    if progress.failed:
+        failed = (
+            MapItem.objects.filter(
+                mission_id=ctx.mission.id, step_name=name, status=ItemStatus.FAILED
+            )
+            .order_by("index")
+            .first()
+        )
+        message = f"item {failed.index} of '{name}' failed: {failed.error}"
+        ctx._fail_step(name, Step.Kind.MAP, step, attempts=1, message=message)
+    results = list(
+        MapItem.objects.filter(mission_id=ctx.mission.id, step_name=name)
+        .order_by("index")
+        .values_list("result", flat=True)
+    )
+    checkpoint = ctx._completed_checkpoint(
+        name, Step.Kind.MAP, step, result=_checked_size(name, results), attempts=1
+    )
+    checkpoint.carry_on = True  # the pass that completes a map did no work of its own
+    ctx._commit(checkpoint)
+    return ctx._after_checkpoint(checkpoint.step)
+
+
+# --- progress and slots (callers hold the mission's row lock) -------------------------------
+
+
+@dataclass(frozen=True)
+class _Progress:
+    total: int
+    completed: int
+    failed: int
+    holding: int  # items holding a slot: enqueued, running or backing off
+    waiting: int  # pending items without a slot
+
+    @property
+    def settled(self) -> bool:
+        return not self.holding and (bool(self.failed) or not self.waiting)
+
+    def label(self, name: str) -> str:
+        return f"parallel steps '{name}': {self.completed} of {self.total} done"
+
+
+def _progress(mission_id, name: str) -> _Progress:
+    counts = MapItem.objects.filter(mission_id=mission_id, step_name=name).aggregate(
+        total=Count("id"),
+        completed=Count("id", filter=Q(status=ItemStatus.COMPLETED)),
+        failed=Count("id", filter=Q(status=ItemStatus.FAILED)),
+        holding=Count("id", filter=Q(status__in=UNFINISHED, enqueued_at__isnull=False)),
+        waiting=Count("id", filter=Q(status=ItemStatus.PENDING, enqueued_at__isnull=True)),
+    )
+    return _Progress(**counts)
+
+
+def _fill_slots(
+    mission_id, name: str, progress: _Progress, *, limit: int, resend: bool = False
+) -> list[int]:
+    """Give free slots to pending items, lowest index first; the indexes to send. With
+    `resend` (the mission's own pass), items that hold a slot but no lease are sent again
+    too: their message may have been skipped while the mission was paused, and a duplicate
+    is harmless (taking an item is conditional)."""
+    items = MapItem.objects.filter(mission_id=mission_id, step_name=name)
+    again = (
+        list(
+            items.filter(
+                status=ItemStatus.PENDING, enqueued_at__isnull=False, lease_expires_at__isnull=True
+            ).values_list("index", flat=True)
+        )
+        if resend
+        else []
+    )
+    free = 0 if progress.failed else max(0, limit - progress.holding)
+    if not free:
+        return again
+    chosen = list(
+        items.filter(status=ItemStatus.PENDING, enqueued_at__isnull=True)
+        .order_by("index")
+        .values_list("index", flat=True)[:free]
+    )
+    items.filter(index__in=chosen, enqueued_at__isnull=True).update(enqueued_at=timezone.now())
+    return again + chosen
+
+
+def _send_on_commit(mission_id, name: str, indexes: list[int]) -> None:
+    if indexes:
+        transaction.on_commit(lambda: enqueue_items(mission_id, name, indexes))
+
+
+def enqueue_items(mission_id, name: str, indexes: list[int]) -> None:
+    """Send the items' tasks. A lost message is found again by the scheduler."""
+    for index in indexes:
+        try:
+            # By name: missions.tasks imports this module, so importing the task is a cycle.
+            celery_app.send_task(MAP_ITEM_TASK, args=[str(mission_id), name, index])
+        except Exception:
+            logger.warning(
+                "could not enqueue item %s of %s/%s; the scheduler will",
+                index,
+                mission_id,
+                name,
+                exc_info=True,
+            )
+
+
+def _settle(item: MapItem, *, limit: int | None) -> None:
+    """After `item` gave its slot up: under the mission's row lock (taken here, after the
+    item's row), pass the slot on, or wake the mission when the map has settled. `limit`:
+    the map's max_parallel (None: read from its Step)."""
+    state = (
+        Mission.objects.select_for_update()
+        .filter(id=item.mission_id)
+        .values_list("status", "waiting_on", "current_step")
+        .first()
+    )
+    if state is None:
+        return
+    status, waiting_on, current_step = state
+    waiting_here = (status, waiting_on, current_step) == (
+        Mission.Status.WAITING,
+        Mission.WaitingOn.MAP,
+        item.step_name,
+    )
+    progress = _progress(item.mission_id, item.step_name)
+    if not progress.settled:
+        if status in MOVING and progress.waiting and not progress.failed:
+            limit = limit or _max_parallel(item) or progress.total
+            indexes = _fill_slots(item.mission_id, item.step_name, progress, limit=limit)
+            _send_on_commit(item.mission_id, item.step_name, indexes)
+        if waiting_here and progress.completed % max(1, progress.total // 50) == 0:
+            # The detail moves in steps of 2% at most: one write per item would be a write
+            # on the mission's row per item, under its lock.
+            Mission.objects.filter(id=item.mission_id).update(
+                waiting_detail=progress.label(item.step_name)
+            )
+        return
+    if waiting_here and mission_wake(mission_id=item.mission_id):
+        # A line on the rail per wake: it is how an operator (and a test) sees it once.
+        verb = "failed" if progress.failed else "done"
+        observation_record(
+            mission=Mission.objects.get(id=item.mission_id),
+            step_name=item.step_name,
+            kind="resumed",
+            message=(
+                f"Parallel steps '{item.step_name}' {verb}: "
+                f"{progress.completed} of {progress.total} completed"
+            ),
+            data={"completed": progress.completed, "failed": progress.failed},
+        )
+
+
+def _max_parallel(item: MapItem) -> int | None:
+    wait = (
+        Step.objects.filter(mission_id=item.mission_id, name=item.step_name)
+        .values_list("wait", flat=True)
+        .first()
+    )
+    return (wait or {}).get("max_parallel")
+
+
+# --- the worker's side: one item -----------------------------------------------------------
+
+
+class StaleItem(Exception):
+    """Another worker took the item over; this one must not commit."""
+
+
+def map_item_run(*, mission_id, step_name: str, index: int, worker: str | None = None) -> str:
+    """Run one item of a map, if it is still to run and nobody holds its lease."""
+    worker = worker or worker_identity()
+    item = _take(mission_id, step_name, index, worker)
+    if item is None:
+        return "skipped"
+    with ItemHeartbeat(item.id, item.fencing_token):
+        try:
+            call = _capture(item)
+        except NonRetryableError as exc:
+            return _record_failure(item, exc, policy=DEFAULT_RETRY, final=True)
+        if item.attempts > call.retry.max_attempts:
+            # Every attempt so far ended with its worker: stop instead of killing more.
+            lost = NonRetryableError(f"interrupted {item.attempts - 1} times (its worker stopped)")
+            return _record_failure(item, lost, policy=call.retry, final=True)
+        try:
+            return _run(item, call)
+        except StaleItem:
+            logger.warning("item %s: lease lost, nothing committed", item)
+            return "stale"
+        except Exception as exc:
+            return _record_failure(item, exc, policy=call.retry, final=False)
+
+
+TAKE = f"""
+UPDATE {MapItem._meta.db_table} AS item
+   SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(expires)s,
+       fencing_token = fencing_token + 1, attempts = attempts + 1, started_at = %(now)s,
+       wake_at = NULL
+ WHERE mission_id = %(mission)s AND step_name = %(step)s AND index = %(index)s
+   AND status IN ('pending', 'running') AND enqueued_at IS NOT NULL
+   AND (lease_expires_at IS NULL OR lease_expires_at < %(now)s)
+   AND EXISTS (SELECT 1 FROM {Mission._meta.db_table} WHERE id = %(mission)s
+                  AND status IN ('pending', 'running', 'waiting'))
+   AND NOT EXISTS (SELECT 1 FROM {MapItem._meta.db_table} WHERE mission_id = %(mission)s
+                  AND step_name = %(step)s AND status = 'failed')
+RETURNING {", ".join(f"item.{field.column}" for field in MapItem._meta.concrete_fields)}
+"""
+
+
+def _take(mission_id, step_name: str, index: int, worker: str) -> MapItem | None:
+    """Take the item's lease (a new fencing token), in one UPDATE, if it holds a slot, nobody
+    holds a live lease, its mission is moving and no sibling failed; else give its slot up."""
+    now = timezone.now()
+    item = MapItem.objects.filter(mission_id=mission_id, step_name=step_name, index=index)
+    if connection.vendor == "postgresql":  # the row comes back with the UPDATE
+        params = {
+            "worker": worker,
+            "expires": lease_expiry(now),
+            "now": now,
+            "mission": mission_id,
+            "step": step_name,
+            "index": index,
+        }
+        taken_item = next(iter(MapItem.objects.raw(TAKE, params)), None)
+        if taken_item is None:
+            _give_up_slot(item, mission_id=mission_id, step_name=step_name)
+        return taken_item
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    taken = (
+        item.filter(status__in=(ItemStatus.PENDING, ItemStatus.RUNNING), enqueued_at__isnull=False)
+        .filter(free, Exists(_moving(mission_id)), ~Exists(_failed(mission_id, step_name)))
+        .update(
+            status=ItemStatus.RUNNING,
+            lease_owner=worker,
+            lease_expires_at=lease_expiry(now),
+            fencing_token=F("fencing_token") + 1,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            wake_at=None,
+        )
+    )
+    if taken:
+        return item.get()
+    _give_up_slot(item, mission_id=mission_id, step_name=step_name)
+    return None
+
+
+def _moving(mission_id):
+    return Mission.objects.filter(id=mission_id, status__in=MOVING)
+
+
+def _failed(mission_id, step_name: str):
+    return MapItem.objects.filter(
+        mission_id=mission_id, step_name=step_name, status=ItemStatus.FAILED
+    )
+
+
+def _give_up_slot(item, *, mission_id, step_name: str) -> None:
+    """A pending item that must not run (its mission is not moving, or a sibling failed)
+    goes back to pending without a slot; a retry of the mission gives it one again."""
+    with transaction.atomic():
+        released = (
+            item.filter(
+                status=ItemStatus.PENDING,
+                enqueued_at__isnull=False,
+                lease_expires_at__isnull=True,
+            )
+            .filter(~Exists(_moving(mission_id)) | Exists(_failed(mission_id, step_name)))
+            .update(enqueued_at=None)
+        )
+        if released:
+            _settle(item.get(), limit=None)
+
+
+_captured: dict[tuple[str, str], tuple[MissionContext, _MapCall]] = {}
+_CAPTURE_LIMIT = 200
+
+
+@dataclass
+class _Call:
+    ctx: MissionContext
+    fn: Callable[[Any], Any]
+    items: list
+    retry: RetryPolicy
+    max_parallel: int | None
+
+
+def _capture(item: MapItem) -> _Call:
+    """The map's `fn` and items, from a replay of the mission that executes nothing and stops
+    at the map's call. Kept per process: the steps before a waiting map never change."""
+    key = (str(item.mission_id), item.step_name)
+    if key not in _captured:
+        if len(_captured) >= _CAPTURE_LIMIT:
+            _captured.clear()
+        _captured[key] = _replay_to_map(item)
+    ctx, call = _captured[key]
+    if item.index >= len(call.items):
+        raise NonRetryableError(f"the code now gives '{item.step_name}' {len(call.items)} items")
+    return _Call(ctx, call.fn, call.items, call.retry, call.max_parallel)
+
+
+def _replay_to_map(item: MapItem) -> tuple[MissionContext, _MapCall]:
+    mission = Mission.objects.get(id=item.mission_id)
+    definition = get_definition(mission.type, mission.version)
+    if definition is None:
+        raise NonRetryableError(
+            f"mission type '{mission.type}' version {mission.version} is not registered "
+            "in this worker"
+        )
+    steps = list(Step.objects.filter(mission=mission).order_by("position"))
+    ctx = MissionContext(mission, definition, steps, deadline=0)
+    ctx.dry_run = True
+    ctx.capture_map = item.step_name
+    try:
+        definition.fn(ctx, definition.parse_input(mission.input))
+    except _MapCall as call:
+        return ctx, call
+    except IncompatibleCodeChange as exc:
+        raise NonRetryableError(str(exc)) from exc
+    except (_Yield, Exception):
+        pass
+    raise NonRetryableError(
+        f"the mission code no longer reaches parallel steps '{item.step_name}' on replay"
+    )
+
+
+def _run(item: MapItem, call: _Call) -> str:
+    """`fn(item)` and the item's checkpoint in one transaction, fenced by the item's token."""
+    call.ctx._current_step_name = item.name
+    try:
+        with transaction.atomic():
+            result = _checked_size(item.name, to_json(_call_fn(call, item)))
+            now = timezone.now()
+            recorded = _fenced(item).update(
+                status=ItemStatus.COMPLETED,
+                result=result,
+                error="",
+                finished_at=now,
+                lease_owner="",
+                lease_expires_at=None,
+                enqueued_at=None,
+            )
+            if not recorded:
+                raise StaleItem(str(item))
+            _settle(item, limit=call.max_parallel)
+    finally:
+        call.ctx._current_step_name = None
+    return "completed"
+
+
+def _call_fn(call: _Call, item: MapItem) -> Any:
+    try:
+        return call.fn(call.items[item.index])
+    except _Yield as stop:  # a ctx step or wait inside fn: the dry-run context refused it
+        raise NonRetryableError(
+            f"'{item.step_name}' called a ctx step or wait from inside an item; "
+            "items may only read ctx.idempotency_key"
+        ) from stop
+
+
+def _fenced(item: MapItem):
+    return MapItem.objects.filter(
+        id=item.id, fencing_token=item.fencing_token, status=ItemStatus.RUNNING
+    )
+
+
+def _record_failure(item: MapItem, exc: Exception, *, policy: RetryPolicy, final: bool) -> str:
+    """After `fn` raised (its writes rolled back): back off and retry within the policy, else
+    fail the item; a failed item fails the map once the running items settle."""
+    error = str(exc) if not policy.is_retryable(exc) or final else f"{type(exc).__name__}: {exc}"
+    retry = not final and policy.is_retryable(exc) and item.attempts < policy.max_attempts
+    now = timezone.now()
+    with transaction.atomic():
+        fenced = _fenced(item)
+        if retry:
+            # Backing off keeps the slot; the scheduler sends the item again when it is due.
+            written = fenced.update(
+                status=ItemStatus.RETRYING,
+                error=error,
+                wake_at=now + policy.delay(item.attempts),
+                lease_owner="",
+                lease_expires_at=None,
+            )
+        else:
+            written = fenced.update(
+                status=ItemStatus.FAILED,
+                error=error,
+                finished_at=now,
+                lease_owner="",
+                lease_expires_at=None,
+                enqueued_at=None,
+            )
+        if not written:
+            return "stale"
+        if retry:
+            return "retrying"
+        observation_record(
+            mission=Mission.objects.get(id=item.mission_id),
+            step_name=item.step_name,
+            kind="failed",
+            message=f"Item {item.index} of '{item.step_name}' failed: {error}"[:500],
+            data={"index": item.index, "attempts": item.attempts},
+        )
+        _settle(item, limit=None)
+    return "failed"
+
+
+class ItemHeartbeat:
+    """Renews the leases of items running in this process, as `lease.LeaseHeartbeat` does
+    for missions: one thread per process; an item only registers and unregisters."""
+
+    _lock = threading.Lock()
+    _running: dict[tuple[int, int], int] = {}
+    _thread: threading.Thread | None = None
+
+    def __init__(self, item_id: int, token: int):
+        self.key = (item_id, token)
+
+    def __enter__(self) -> ItemHeartbeat:
+        with self._lock:
+            self._running[self.key] = self._running.get(self.key, 0) + 1
+            if ItemHeartbeat._thread is None or not ItemHeartbeat._thread.is_alive():
+                ItemHeartbeat._thread = threading.Thread(target=self._run, daemon=True)
+                ItemHeartbeat._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._running[self.key] -= 1
+            if not self._running[self.key]:
+                del self._running[self.key]
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            time.sleep(settings.STUDIOX_LEASE_SECONDS / 3)
+            with cls._lock:
+                running = list(cls._running)
+            try:
+                for item_id, token in running:
+                    MapItem.objects.filter(
+                        id=item_id, fencing_token=token, status=ItemStatus.RUNNING
+                    ).update(lease_expires_at=lease_expiry(timezone.now()))
+            except Exception:  # a missed renewal only risks a takeover, which fencing makes safe
+                logger.warning("could not renew item leases", exc_info=True)
+                connection.close()
+
+
+# --- the scheduler, operators and the pre-deploy check -------------------------------------
+
+
+def map_items_recover(*, batch: int = 500) -> int:
+    """One scheduler pass over items (missions_tick): send again items whose back-off is due,
+    whose worker died or whose message was lost; wake a mission whose map settled without
+    waking it. Only items of missions that may move."""
+    ids = [*_due_retries(batch=batch), *_lost_items(batch=batch)]
+    resend = MapItem.objects.filter(id__in=ids)
+    for mission_id, name, index in resend.values_list("mission_id", "step_name", "index"):
+        enqueue_items(mission_id, name, [index])
+    return len(ids) + _wake_settled_maps(batch=batch)
+
+
+def _of_moving_missions():
+    return MapItem.objects.filter(
+        Exists(Mission.objects.filter(id=OuterRef("mission_id"), status__in=MOVING))
+    )
+
+
+def _due_retries(*, batch: int) -> list[int]:
+    now = timezone.now()
+    due = _of_moving_missions().filter(
+        status=ItemStatus.RETRYING, wake_at__lte=now, enqueued_at__isnull=False
+    )
+    ids = list(due.values_list("id", flat=True)[:batch])
+    MapItem.objects.filter(id__in=ids, status=ItemStatus.RETRYING).update(
+        status=ItemStatus.PENDING, wake_at=None, enqueued_at=now
+    )
+    return ids
+
+
+def _lost_items(*, batch: int) -> list[int]:
+    """A running item whose lease ran out lost its worker: sent again after a short grace. A
+    pending item still not taken long after it was sent lost its message: items of a wide
+    map may queue for a while behind each other, so only after a longer one."""
+    now = timezone.now()
+    lease = settings.STUDIOX_LEASE_SECONDS
+    dead = Q(
+        status=ItemStatus.RUNNING,
+        lease_expires_at__lt=now,
+        enqueued_at__lt=now - timedelta(seconds=max(lease, 5)),
+    )
+    unsent = Q(
+        status=ItemStatus.PENDING,
+        lease_expires_at__isnull=True,
+        enqueued_at__lt=now - timedelta(seconds=max(lease * 3, 30)),
+    )
+    ids = list(_of_moving_missions().filter(dead | unsent).values_list("id", flat=True)[:batch])
+    MapItem.objects.filter(id__in=ids).update(enqueued_at=now)
+    return ids
+
+
+def _wake_settled_maps(*, batch: int) -> int:
+    """Backstop: a mission waiting on a map none of whose items holds a slot (the settle check
+    wakes it in the same transaction; this covers what a crash may have left)."""
+    holding = MapItem.objects.filter(
+        mission_id=OuterRef("id"),
+        step_name=OuterRef("current_step"),
+        status__in=UNFINISHED,
+        enqueued_at__isnull=False,
+    )
+    quiet = list(
+        Mission.objects.filter(status=Mission.Status.WAITING, waiting_on=Mission.WaitingOn.MAP)
+        .exclude(Exists(holding))
+        .values_list("id", flat=True)[:batch]
+    )
+    return sum(mission_wake(mission_id=mission_id) for mission_id in quiet)
+
+
+def map_items_retry(*, mission: Mission) -> None:
+    """For mission_retry: a failed map waits again; its failed items (and those that were not
+    run because of them) go back to pending with a fresh budget; completed items stay."""
+    failed_maps = Step.objects.filter(
+        mission=mission, kind=Step.Kind.MAP, status=Step.Status.FAILED
+    )
+    names = list(failed_maps.values_list("name", flat=True))
+    failed_maps.update(status=Step.Status.WAITING, error="", finished_at=None)
+    MapItem.objects.filter(mission=mission, step_name__in=names).exclude(
+        status=ItemStatus.COMPLETED
+    ).update(
+        status=ItemStatus.PENDING,
+        attempts=0,
+        error="",
+        wake_at=None,
+        finished_at=None,
+        enqueued_at=None,
+        lease_owner="",
+        lease_expires_at=None,
+    )

@@ -1,0 +1,24 @@
+"""Fault injection for the reconciliation's durability test, loaded into worker processes
+through STUDIOX_MISSION_MODULES: when the file named by STUDIOX_TEST_CRASH_AFTER_POSTING
+exists, the worker is killed (SIGKILL) right after the ledgers server posted an adjusting
+entry and before the step's checkpoint could commit: the worst moment for a side effect."""
+
+import os
+import signal
+from pathlib import Path
+
+from integrations import mcp_client
+
+_real_call_tool = mcp_client.call_tool
+
+
+def _post_then_die(**kwargs):
+    result = _real_call_tool(**kwargs)
+    trigger = Path(os.environ.get("STUDIOX_TEST_CRASH_AFTER_POSTING", "/nonexistent"))
+    if kwargs.get("tool") == "post_adjusting_entry" and trigger.exists():
+        trigger.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+
+mcp_client.call_tool = _post_then_die

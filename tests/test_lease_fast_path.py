@@ -1,0 +1,66 @@
+"""The lease on PostgreSQL (missions.postgres_fast_paths): it commits without waiting for its WAL
+flush, so a checkpoint may commit only through the connection that took the lease; a connection
+PostgreSQL dropped while idle is replaced once, since workers skip the health check."""
+
+import pytest
+from django.db import connection, connections
+
+from missions import engine
+from missions.lease import lease_acquire
+from missions.models import Mission, Step
+from missions.runtime import _registry
+from missions.services import mission_start
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connections["default"].vendor != "postgresql", reason="the fast paths are PostgreSQL's"
+    ),
+]
+
+
+def start_counting(steps: int = 2) -> Mission:
+    return mission_start(type="test_count", input={"steps": steps}).mission
+
+
+def test_a_checkpoint_commits_only_through_the_connection_that_took_the_lease():
+    mission = start_counting()
+    leased = lease_acquire(mission.id, "worker-a")
+    assert leased is not None
+    # What a PostgreSQL crash leaves: the lease's connection is gone, a new one comes next.
+    connection.close()
+    ctx = engine.MissionContext(leased, _registry["test_count"][1], [], deadline=0)
+    with pytest.raises(engine.StaleLease):
+        ctx.step("n:0", lambda: 1)
+    assert not Step.objects.filter(mission=mission).exists()
+    assert Mission.objects.get(id=mission.id).step_count == 0
+
+
+def test_the_lease_leaves_the_connection_committing_synchronously():
+    mission = start_counting()
+    assert lease_acquire(mission.id, "worker-a") is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    # The checkpoint after it is durable as before, and the whole mission still runs.
+    assert engine.mission_advance(mission_id=mission.id) == engine.Outcome.SKIPPED
+    Mission.objects.filter(id=mission.id).update(lease_owner="", lease_expires_at=None)
+    while engine.mission_advance(mission_id=mission.id) != engine.Outcome.FINISHED:
+        pass
+    done = Mission.objects.get(id=mission.id)
+    assert (done.status, done.step_count, done.verdict["total"]) == ("succeeded", 2, 2)
+
+
+def test_a_lease_replaces_a_connection_postgresql_dropped_while_idle():
+    mission = start_counting()
+    connection.ensure_connection()
+    dropped = connection.connection.info.backend_pid
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+    finally:
+        other.close()
+    leased = lease_acquire(mission.id, "worker-a")
+    assert leased is not None and leased.lease_owner == "worker-a"
+    assert connection.connection.info.backend_pid != dropped
