@@ -20,8 +20,6 @@ token, so an item runs like `ctx.transaction`: its database writes commit exactl
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +38,7 @@ from missions.engine import (
     _Yield,
     to_json,
 )
-from missions.lease import lease_expiry, worker_identity
+from missions.lease import Heartbeat, lease_expiry, worker_identity
 from missions.models import MapItem, Mission, Step
 from missions.runtime import DEFAULT_RETRY, NonRetryableError, RetryPolicy, get_definition
 from missions.waits import mission_wake
@@ -550,45 +548,15 @@ def _record_failure(item: MapItem, exc: Exception, *, policy: RetryPolicy, final
     return "failed"
 
 
-class ItemHeartbeat:
-    """Renews the leases of items running in this process, as `lease.LeaseHeartbeat` does
-    for missions: one thread per process; an item only registers and unregisters."""
-
-    _lock = threading.Lock()
-    _running: dict[tuple[int, int], int] = {}
-    _thread: threading.Thread | None = None
-
-    def __init__(self, item_id: int, token: int):
-        self.key = (item_id, token)
-
-    def __enter__(self) -> ItemHeartbeat:
-        with self._lock:
-            self._running[self.key] = self._running.get(self.key, 0) + 1
-            if ItemHeartbeat._thread is None or not ItemHeartbeat._thread.is_alive():
-                ItemHeartbeat._thread = threading.Thread(target=self._run, daemon=True)
-                ItemHeartbeat._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        with self._lock:
-            self._running[self.key] -= 1
-            if not self._running[self.key]:
-                del self._running[self.key]
+class ItemHeartbeat(Heartbeat):
+    """Renews the leases of map items running in this process."""
 
     @classmethod
-    def _run(cls) -> None:
-        while True:
-            time.sleep(settings.STUDIOX_LEASE_SECONDS / 3)
-            with cls._lock:
-                running = list(cls._running)
-            try:
-                for item_id, token in running:
-                    MapItem.objects.filter(
-                        id=item_id, fencing_token=token, status=ItemStatus.RUNNING
-                    ).update(lease_expires_at=lease_expiry(timezone.now()))
-            except Exception:  # a missed renewal only risks a takeover, which fencing makes safe
-                logger.warning("could not renew item leases", exc_info=True)
-                connection.close()
+    def renew(cls, running: list[tuple[int, int]], *, expires) -> None:
+        for item_id, token in running:
+            MapItem.objects.filter(
+                id=item_id, fencing_token=token, status=ItemStatus.RUNNING
+            ).update(lease_expires_at=expires)
 
 
 # --- the scheduler, operators and the pre-deploy check -------------------------------------

@@ -103,30 +103,37 @@ def lease_release(mission_id, token: int) -> None:
     )
 
 
-class LeaseHeartbeat:
-    """Renews the leases of steps running in this process, so a slow step is not mistaken for
-    a dead worker. One thread per process; a step only registers and unregisters."""
+class Heartbeat:
+    """Renews the leases of work running in this process, so slow work is not mistaken for a
+    dead worker. One thread per process and subclass; the work only registers and
+    unregisters. A subclass says how to renew its rows in `renew`."""
 
-    _lock = threading.Lock()
-    _running: dict[tuple[Any, int], int] = {}
-    _thread: threading.Thread | None = None
+    _lock: threading.Lock
+    _running: dict[tuple[Any, int], int]
+    _thread: threading.Thread | None
 
-    def __init__(self, mission_id, token: int):
-        self.key = (mission_id, token)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._lock, cls._running, cls._thread = threading.Lock(), {}, None
 
-    def __enter__(self) -> LeaseHeartbeat:
-        with self._lock:
-            self._running[self.key] = self._running.get(self.key, 0) + 1
-            if LeaseHeartbeat._thread is None or not LeaseHeartbeat._thread.is_alive():
-                LeaseHeartbeat._thread = threading.Thread(target=self._run, daemon=True)
-                LeaseHeartbeat._thread.start()
+    def __init__(self, row_id, token: int):
+        self.key = (row_id, token)
+
+    def __enter__(self) -> Heartbeat:
+        cls = type(self)
+        with cls._lock:
+            cls._running[self.key] = cls._running.get(self.key, 0) + 1
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._run, daemon=True)
+                cls._thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        with self._lock:
-            self._running[self.key] -= 1
-            if not self._running[self.key]:
-                del self._running[self.key]
+        cls = type(self)
+        with cls._lock:
+            cls._running[self.key] -= 1
+            if not cls._running[self.key]:
+                del cls._running[self.key]
 
     @classmethod
     def _run(cls) -> None:
@@ -135,12 +142,24 @@ class LeaseHeartbeat:
             with cls._lock:
                 running = list(cls._running)
             try:
-                for mission_id, token in running:
-                    # Only a lease still held: a pass that just released it must stay released.
-                    held = Mission.objects.filter(
-                        id=mission_id, fencing_token=token, lease_expires_at__isnull=False
-                    )
-                    held.update(lease_expires_at=lease_expiry(timezone.now()))
+                cls.renew(running, expires=lease_expiry(timezone.now()))
             except Exception:  # a missed renewal only risks a takeover, which fencing makes safe
-                logger.warning("could not renew leases", exc_info=True)
+                logger.warning("could not renew leases (%s)", cls.__name__, exc_info=True)
                 connection.close()
+
+    @classmethod
+    def renew(cls, running: list[tuple[Any, int]], *, expires) -> None:
+        raise NotImplementedError
+
+
+class LeaseHeartbeat(Heartbeat):
+    """Renews the leases of missions whose step runs in this process."""
+
+    @classmethod
+    def renew(cls, running: list[tuple[Any, int]], *, expires) -> None:
+        for mission_id, token in running:
+            # Only a lease still held: a pass that just released it must stay released.
+            held = Mission.objects.filter(
+                id=mission_id, fencing_token=token, lease_expires_at__isnull=False
+            )
+            held.update(lease_expires_at=expires)
