@@ -130,12 +130,7 @@ def main() -> None:
     os.environ.update(env)  # this process starts missions and reads rows with the same settings
     stack = production.Stack(env, scratch)
     try:
-        production.recreate_database()
-        production.flush_redis()
-        production.manage(env, "migrate", "--verbosity", "0")
-        import django
-
-        django.setup()
+        production.fresh_database_and_django(env)
         worker = ["celery", "-A", "studiox", "worker", "-Q", production.QUEUE]
         stack.spawn("worker", [*worker, "--concurrency", "2"])
         stack.spawn("beat", ["celery", "-A", "studiox", "beat"])

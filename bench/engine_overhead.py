@@ -22,7 +22,9 @@ def main() -> None:
     from missions.services import mission_start
 
     settings.STUDIOX_TIME_SLICE_MS = 3_600_000  # one task runs the whole mission, step by step
-    engine.enqueue_advance = lambda mission_id: None  # nothing else is running: no broker
+    engine.enqueue_advance = lambda mission_id, **options: (
+        None
+    )  # nothing else is running: no broker
 
     baseline = commit_baseline()
 

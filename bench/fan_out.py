@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench import production
-from bench.production import STARTED, Stack, interrupt_once, manage, stop_process
+from bench.production import STARTED, Stack, interrupt_once, stop_process
 
 ITEMS = production.env_int("BENCH_ITEMS", 200)
 # Each item's wait in ms, as a call to another system would: 0 (no-op items) measures the
@@ -88,12 +88,7 @@ def main() -> None:
     os.environ.update(env)  # this process starts missions and reads them with the same settings
     stack = Stack(env, scratch)
     try:
-        production.recreate_database()
-        production.flush_redis()
-        manage(env, "migrate", "--verbosity", "0")
-        import django
-
-        django.setup()
+        production.fresh_database_and_django(env)
         stack.start()
         timed_mission(stack, parallel=True)  # warm-up: both worker processes connected
         for work_ms in WORK_MS:

@@ -395,6 +395,16 @@ def flush_redis() -> None:
         redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
 
 
+def fresh_database_and_django(env: dict[str, str]) -> None:
+    """An empty database and Redis, migrated; Django set up in this process to read them."""
+    recreate_database()
+    flush_redis()
+    manage(env, "migrate", "--verbosity", "0")
+    import django
+
+    django.setup()
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
@@ -627,12 +637,7 @@ def main() -> None:
     os.environ.update(env)  # this process reads the step rows with the same settings
     finished = False
     try:
-        recreate_database()
-        flush_redis()
-        manage(env, "migrate", "--verbosity", "0")
-        import django
-
-        django.setup()
+        fresh_database_and_django(env)
         from bench.common import commit_baseline
 
         token = api_token(env)

@@ -7,7 +7,15 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from decisions import services
+from decisions.export import (
+    audit_export_header,
+    audit_export_rows,
+    decision_export_header,
+    decision_export_rows,
+)
 from decisions.models import Decision, DecisionAudit
+from decisions.selectors import decision_search_q
+from studiox.csv_export import csv_response
 
 
 class ReassignForm(forms.Form):
@@ -61,7 +69,7 @@ class DecisionAdmin(admin.ModelAdmin):
     search_fields = ["title", "summary", "mission__id", "decided_by_name", "step_name"]
     date_hierarchy = "created_at"
     inlines = [AuditInline]
-    actions = ["reassign"]
+    actions = ["reassign", "export_csv"]
     readonly_fields = [
         "mission",
         "step_name",
@@ -80,6 +88,9 @@ class DecisionAdmin(admin.ModelAdmin):
         "decided_at",
         "claimed_by",
         "claimed_at",
+        "escalation_role",
+        "reminded_at",
+        "escalated_at",
     ]
 
     @admin.display(boolean=True)
@@ -88,6 +99,21 @@ class DecisionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # decisions are opened by missions
+
+    def get_search_results(self, request, queryset, search_term):
+        """The admin's own field search, and the queue's: the mission's business keys too."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if not search_term.strip():
+            return found, may_have_duplicates
+        return found | queryset.filter(decision_search_q(search_term)), may_have_duplicates
+
+    @admin.action(description="Export selected decisions as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Decision]):
+        return csv_response(
+            filename="decisions.csv",
+            header=decision_export_header(),
+            rows=decision_export_rows(queryset.order_by("-created_at", "-id")),
+        )
 
     @admin.action(description="Reassign selected pending decisions…", permissions=["change"])
     def reassign(self, request: HttpRequest, queryset: QuerySet[Decision]) -> HttpResponse | None:
@@ -122,6 +148,7 @@ class DecisionAuditAdmin(admin.ModelAdmin):
     list_select_related = ["decision"]
     list_filter = ["action"]
     search_fields = ["decision__title", "username", "reason"]
+    actions = ["export_csv"]
     readonly_fields = ["decision", "action", "user", "username", "at", "reason", "before", "after"]
 
     def has_add_permission(self, request) -> bool:
@@ -132,3 +159,17 @@ class DecisionAuditAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.action(description="Export selected audit entries as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[DecisionAudit]):
+        rows = queryset.select_related("decision").order_by("decision", "at", "id")
+        return csv_response(
+            filename="decision-audit.csv",
+            header=audit_export_header(),
+            rows=audit_export_rows(rows.iterator(chunk_size=500)),
+        )
+
+
+# Role webhooks and their deliveries, and delegations while away: registered by importing
+# their modules.
+from decisions import delegations_admin, webhooks_admin  # noqa: E402, F401

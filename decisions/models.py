@@ -49,6 +49,22 @@ class Decision(models.Model):
         related_name="decisions_claimed",
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
+    escalation_role = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions_escalated_to",
+        help_text="who is told when the decision passes its due time unanswered",
+    )
+    remind_after = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="remind the role when the decision is this long unanswered (it is then due), "
+        "and escalate after as long again",
+    )
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -109,6 +125,8 @@ class DecisionAudit(models.Model):
         DECIDED = "decided", "Decided"
         EXPIRED = "expired", "Expired"
         WITHDRAWN = "withdrawn", "Withdrawn"
+        REMINDED = "reminded", "Reminded"
+        ESCALATED = "escalated", "Escalated"
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="audit")
     action = models.CharField(max_length=12, choices=Action.choices)
@@ -127,3 +145,90 @@ class DecisionAudit(models.Model):
     def __str__(self) -> str:
         who = self.username or "system"
         return f"{self.action} by {who} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Delegation(models.Model):
+    """While `user` is away, `delegate` may decide what `user` may decide. Four-eyes still
+    holds: a delegate never decides twice on one mission, nor on what they requested."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_given"
+    )
+    delegate = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_received"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        indexes = [models.Index(fields=["delegate", "ends_at"], name="delegation_active_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="delegation_period_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(user=models.F("delegate")), name="delegation_not_to_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.user} -> {self.delegate} ({self.starts_at:%Y-%m-%d} to {self.ends_at:%Y-%m-%d})"
+        )
+
+
+class RoleWebhook(models.Model):
+    """An outgoing webhook: a role's decision notifications, as JSON signed with HMAC-SHA256."""
+
+    class Format(models.TextChoices):
+        JSON = "json", "StudioX JSON"
+        SLACK = "slack", "Slack incoming webhook"
+        TEAMS = "teams", "Microsoft Teams incoming webhook"
+
+    role = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    format = models.CharField(max_length=10, choices=Format.choices, default=Format.JSON)
+    secret = models.CharField(
+        max_length=200, blank=True, help_text="signs each body (X-StudioX-Signature)"
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["role__name", "url"]
+
+    def __str__(self) -> str:
+        return f"{self.role} -> {self.url} ({self.format})"
+
+
+class WebhookDelivery(models.Model):
+    """One notification sent (or being retried) to a RoleWebhook."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    webhook = models.ForeignKey(RoleWebhook, on_delete=models.CASCADE, related_name="deliveries")
+    decision = models.ForeignKey(
+        Decision, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhooks"
+    )
+    event = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.webhook.url} ({self.status})"

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from datetime import datetime
+from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db.models import Case, DecimalField, F, Q, QuerySet, TextField, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from decisions.models import Decision
+from decisions.models import Decision, Delegation
+from missions.search import SEARCH_MAX_LENGTH, declared_amount_fields, mission_search_q
 
 # Undated decisions sort after dated ones on every database (SQLite puts NULLs first).
 SORTS = {
@@ -30,8 +36,59 @@ def decisions_visible_to(user: AbstractBaseUser) -> QuerySet[Decision]:
     if user.is_superuser or user.has_perm("decisions.view_decision"):
         return _base()
     return _base().filter(
-        Q(role__in=user.groups.all()) | Q(mission__started_by=user) | Q(decided_by=user)
+        _of_roles(decision_role_ids(user=user), escalated=True)
+        | Q(mission__started_by=user)
+        | Q(decided_by=user)
     )
+
+
+def _of_roles(role_ids: list[int], *, escalated: bool) -> Q:
+    """Decisions of these roles and, with `escalated`, those escalated to one of them."""
+    of_roles = Q(role_id__in=role_ids)
+    if escalated:
+        of_roles |= Q(escalation_role_id__in=role_ids, escalated_at__isnull=False)
+    return of_roles
+
+
+def delegations_active(*, now: datetime | None = None) -> QuerySet[Delegation]:
+    """Delegations in force at `now`: started, not ended, not revoked, between active users."""
+    now = now or timezone.now()
+    return Delegation.objects.filter(
+        starts_at__lte=now,
+        ends_at__gt=now,
+        revoked_at__isnull=True,
+        user__is_active=True,
+        delegate__is_active=True,
+    )
+
+
+def delegators_of(*, user: AbstractBaseUser) -> QuerySet:
+    """The colleagues `user` stands in for right now (each named them their delegate)."""
+    if not user.is_authenticated:
+        return get_user_model().objects.none()
+    given = delegations_active().filter(delegate=user).values("user_id")
+    return get_user_model().objects.filter(id__in=given).order_by("username")
+
+
+def delegations_of(*, user: AbstractBaseUser) -> QuerySet[Delegation]:
+    """The delegations `user` gave or received, not yet ended: the delegation page's list."""
+    return (
+        Delegation.objects.filter(Q(user=user) | Q(delegate=user), ends_at__gt=timezone.now())
+        .select_related("user", "delegate")
+        .order_by("starts_at", "id")
+    )
+
+
+def decision_search_q(term: str) -> Q:
+    """Decisions matching `term`: their title, their number, or their mission by its title,
+    requester, id prefix and declared business keys (order, customer, amount...)."""
+    term = term.strip()[:SEARCH_MAX_LENGTH]
+    if not term:
+        return Q()
+    query = Q(title__icontains=term) | mission_search_q(term, prefix="mission__")
+    if term.isascii() and term.isdigit() and len(term) <= 18:
+        query |= Q(id=int(term))
+    return query
 
 
 def decision_role_ids(*, user: AbstractBaseUser) -> list[int]:
@@ -39,7 +96,24 @@ def decision_role_ids(*, user: AbstractBaseUser) -> list[int]:
     one channel group per role."""
     if not user.is_authenticated:
         return []
-    return list(user.groups.order_by("id").values_list("id", flat=True))
+    # A delegate works on the queues of the colleagues they stand in for (docs: Delegation).
+    standing_in = Q(user__in=delegators_of(user=user)) | Q(user=user)
+    roles = Group.objects.filter(standing_in).distinct().order_by("id")
+    return list(roles.values_list("id", flat=True))
+
+
+def _escalated_to_any(role_ids: list[int]) -> bool:
+    """Whether a pending decision of another role was escalated to one of these roles: only
+    then does the queue look beyond its roles' own index (the common case stays fast)."""
+    return (
+        Decision.objects.filter(
+            status=Decision.Status.PENDING,
+            escalation_role_id__in=role_ids,
+            escalated_at__isnull=False,
+        )
+        .exclude(role_id__in=role_ids)
+        .exists()
+    )
 
 
 def decision_get_for(*, user: AbstractBaseUser, decision_id) -> Decision | None:
@@ -59,9 +133,15 @@ def decision_queue(
     role: str | None = None,
     overdue: bool = False,
     sort: str = "due",
+    search: str | None = None,
+    amount_min: Decimal | None = None,
+    amount_max: Decimal | None = None,
+    requester: str | None = None,
 ) -> QuerySet[Decision]:
     """One of the three queue views: "claimed" (claimed by me, pending), "queue" (pending for
-    my roles) or "archive" (decided by me), filtered and sorted."""
+    my roles, and those escalated to them) or "archive" (decided by me), filtered (`search`:
+    decision_search_q; `amount_min`/`amount_max`: decision_amount; `requester`: the
+    username of who started the mission) and sorted."""
     if not user.is_authenticated:
         return Decision.objects.none()
     if view == "claimed":
@@ -70,8 +150,10 @@ def decision_queue(
         decisions = _base().filter(decided_by=user)
     else:
         # Role ids as literals: the planner then walks the role's index in the page's order.
+        role_ids = decision_role_ids(user=user)
         decisions = _base().filter(
-            role_id__in=decision_role_ids(user=user), status=Decision.Status.PENDING
+            _of_roles(role_ids, escalated=_escalated_to_any(role_ids)),
+            status=Decision.Status.PENDING,
         )
     if status:
         decisions = decisions.filter(status=status)
@@ -79,9 +161,54 @@ def decision_queue(
         decisions = decisions.filter(role__name=role)
     if overdue:
         decisions = decisions.filter(status=Decision.Status.PENDING, due_at__lt=timezone.now())
+    if search and search.strip():
+        decisions = decisions.filter(decision_search_q(search))
+    if amount_min is not None or amount_max is not None:
+        decisions = _with_amount(decisions, amount_min=amount_min, amount_max=amount_max)
+    if requester:
+        decisions = decisions.filter(mission__started_by__username__iexact=requester)
     if view == "archive" and sort == "due":
         return decisions.order_by("-decided_at", "-id")
     return decisions.order_by(*SORTS.get(sort, SORTS["due"]))
+
+
+# A decision's amount, for the queue's amount filter: the "amount" its mission attached to it
+# (context, a number or plain numeric text), else its mission's declared amount (the input
+# field `@mission(amount=...)` names). Text that is not a plain number has no amount, and is
+# never cast: a cast of "n/a" would fail the whole query on PostgreSQL.
+AMOUNT_TEXT_PATTERN = r"^-?[0-9]{1,15}([.][0-9]+)?$"
+AMOUNT_FIELD = DecimalField(max_digits=24, decimal_places=6)
+
+
+def _declared_amount_text() -> Case | Value:
+    declared = [
+        When(mission__type=mission_type, then=KeyTextTransform(field, "mission__input"))
+        for mission_type, field in declared_amount_fields().items()
+    ]
+    if not declared:
+        return Value(None, output_field=TextField())
+    return Case(*declared, default=Value(None), output_field=TextField())
+
+
+def _with_amount(
+    decisions: QuerySet[Decision], *, amount_min: Decimal | None, amount_max: Decimal | None
+) -> QuerySet[Decision]:
+    decisions = decisions.annotate(
+        amount_text=Coalesce(
+            KeyTextTransform("amount", "context"), _declared_amount_text(), output_field=TextField()
+        )
+    ).annotate(
+        amount=Case(
+            When(amount_text__regex=AMOUNT_TEXT_PATTERN, then=Cast("amount_text", AMOUNT_FIELD)),
+            default=Value(None),
+            output_field=AMOUNT_FIELD,
+        )
+    )
+    if amount_min is not None:
+        decisions = decisions.filter(amount__gte=amount_min)
+    if amount_max is not None:
+        decisions = decisions.filter(amount__lte=amount_max)
+    return decisions
 
 
 class RoleMerge:
@@ -92,6 +219,7 @@ class RoleMerge:
     def __init__(self, decisions: QuerySet[Decision], role_ids: list[int], sort: str):
         self.decisions = decisions
         self.role_ids = role_ids
+        self.others = _escalated_to_any(role_ids)  # escalated here from another role
         self.descending = sort == "-age"
         self.fields = ["due_at", "created_at", "id"] if sort == "due" else ["created_at", "id"]
 
@@ -105,10 +233,10 @@ class RoleMerge:
         return row
 
     def __getitem__(self, page: slice) -> list[Decision]:
-        heads = [
-            self.decisions.filter(role_id=role_id).values_list(*self.fields)[: page.stop]
-            for role_id in self.role_ids
-        ]
+        lanes = [self.decisions.filter(role_id=role_id) for role_id in self.role_ids]
+        if self.others:
+            lanes.append(self.decisions.exclude(role_id__in=self.role_ids))
+        heads = [lane.values_list(*self.fields)[: page.stop] for lane in lanes]
         merged = heapq.merge(*heads, key=self._key, reverse=self.descending)
         ids = [row[-1] for row in itertools.islice(merged, page.start, page.stop)]
         rows = self.decisions.in_bulk(ids)
@@ -123,10 +251,23 @@ def decision_queue_pages(
     role: str | None = None,
     overdue: bool = False,
     sort: str = "due",
+    search: str | None = None,
+    amount_min: Decimal | None = None,
+    amount_max: Decimal | None = None,
+    requester: str | None = None,
 ) -> QuerySet[Decision] | RoleMerge:
     """decision_queue, ready for a Paginator: fast first pages however long the queue."""
     decisions = decision_queue(
-        user=user, view=view, status=status, role=role, overdue=overdue, sort=sort
+        user=user,
+        view=view,
+        status=status,
+        role=role,
+        overdue=overdue,
+        sort=sort,
+        search=search,
+        amount_min=amount_min,
+        amount_max=amount_max,
+        requester=requester,
     )
     role_ids = decision_role_ids(user=user) if view == "queue" and not role else []
     if len(role_ids) > 1 and sort in SORTS:
@@ -139,14 +280,18 @@ def decisions_pending_for(*, user: AbstractBaseUser) -> QuerySet[Decision]:
     return decision_queue(user=user, view="queue")
 
 
-def decisions_of_roles(*, user: AbstractBaseUser, status: str = "pending") -> QuerySet[Decision]:
+def decisions_of_roles(
+    *, user: AbstractBaseUser, status: str = "pending", search: str | None = None
+) -> QuerySet[Decision]:
     """Decisions for the user's roles in `status`: the pending queue (oldest due first), or
-    that history (newest first)."""
+    that history (newest first); with `search`, those matching it (decision_search_q)."""
     if status == Decision.Status.PENDING:
-        return decisions_pending_for(user=user)
+        return decision_queue(user=user, view="queue", search=search)
     if not user.is_authenticated:
         return Decision.objects.none()
     mine = decisions_visible_to(user).filter(role__in=user.groups.all(), status=status)
+    if search and search.strip():
+        mine = mine.filter(decision_search_q(search))
     return mine.order_by("-created_at", "-id")
 
 
@@ -155,6 +300,12 @@ def decision_counts(*, user: AbstractBaseUser) -> dict[str, int]:
         "claimed": decision_queue(user=user, view="claimed").count(),
         "queue": decision_queue(user=user, view="queue").count(),
     }
+
+
+def decisions_pending_count(*, user: AbstractBaseUser) -> int:
+    """How many decisions wait in the user's queue: the top bar's badge, the same number as
+    the queue's "My queue" tab."""
+    return decision_queue(user=user, view="queue").count()
 
 
 def decisions_settled_for_waiting_step() -> QuerySet[Decision]:

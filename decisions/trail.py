@@ -10,12 +10,15 @@ from decisions.models import Decision, DecisionAudit
 
 
 def decision_hint(decision: Decision, change: str) -> None:
-    decision_hint_on_commit(
-        decision_id=decision.id,
-        role_id=decision.role_id,
-        change=change,
-        state=decision.live_state,
-    )
+    # Once escalated, the escalation role works on the decision too: its pages hear of it.
+    escalated_to = decision.escalation_role_id if decision.escalated_at else None
+    for role_id in dict.fromkeys(filter(None, (decision.role_id, escalated_to))):
+        decision_hint_on_commit(
+            decision_id=decision.id,
+            role_id=role_id,
+            change=change,
+            state=decision.live_state,
+        )
 
 
 def decision_audit(

@@ -16,25 +16,30 @@ mission's.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
 from decisions.models import Decision, DecisionAudit
-from decisions.notify import notify_approvers
+from decisions.notify import notify_on_commit
 from decisions.selectors import (
     decisions_settled_for_any_wait,
     decisions_settled_for_waiting_step,
 )
 from decisions.trail import decision_audit, decision_hint
+from decisions.webhooks import EVENT_OPENED
 
 __all__ = [
+    "decision_escalate",
     "decision_expire",
     "decision_open",
     "decision_outcome",
+    "decision_remind",
     "decision_withdraw",
+    "decisions_remind_and_escalate",
     "decisions_settled_for_any_wait",
     "decisions_settled_for_waiting_step",
     "decisions_withdraw",
@@ -62,11 +67,21 @@ def decision_open(
     context: dict,
     options: list[str],
     due_at: datetime | None,
+    remind_after: timedelta | None = None,
+    escalate_to: str | None = None,
 ) -> Decision:
     """Put a decision in the queue of `role` (a Django group, created if missing); once per
-    mission step. After commit, eligible approvers are e-mailed and the role's open queue
-    pages are told to refresh."""
+    mission step. After commit, eligible approvers are e-mailed, the role's webhooks are
+    called and its open queue pages are told to refresh.
+
+    `due_at` is when the mission gives up (its time-out). With `remind_after`, the decision is
+    due that long after it opens instead: the scheduler then reminds the role, and escalates
+    to the role `escalate_to` (created if missing) once as long again has passed
+    (decisions_remind_and_escalate)."""
     group, _ = Group.objects.get_or_create(name=role)
+    escalation_role = Group.objects.get_or_create(name=escalate_to)[0] if escalate_to else None
+    if remind_after is not None:
+        due_at = timezone.now() + remind_after
     decision, created = Decision.objects.get_or_create(
         mission=mission,
         step_name=step_name,
@@ -77,13 +92,18 @@ def decision_open(
             "role": group,
             "options": list(options) or ["approved", "rejected"],
             "due_at": due_at,
+            "escalation_role": escalation_role,
+            "remind_after": remind_after,
         },
     )
     if created:
+        reminder = {"remind_after": str(remind_after), "escalate_to": escalate_to}
         decision_audit(
-            decision, DecisionAudit.Action.OPENED, after={"role": role, "due_at": str(due_at)}
+            decision,
+            DecisionAudit.Action.OPENED,
+            after={"role": role, "due_at": str(due_at), **(reminder if remind_after else {})},
         )
-        transaction.on_commit(lambda: notify_approvers(decision_id=decision.id))
+        notify_on_commit(decision=decision, event=EVENT_OPENED)
         decision_hint(decision, "opened")
     return decision
 
@@ -145,4 +165,101 @@ def decision_withdraw(*, mission_id, step_name: str, reason: str) -> bool:
     decision = Decision.objects.get(mission_id=mission_id, step_name=step_name)
     decision_audit(decision, DecisionAudit.Action.WITHDRAWN, reason=reason)
     decision_hint(decision, "withdrawn")
+    return True
+
+
+# Reminders and escalation (docs/decision-queue.md): the scheduler's tick calls
+# decisions_remind_and_escalate. Each step is one conditional UPDATE on a column that is
+# still empty, so of two schedulers (or a tick that overlaps the next) exactly one reminds,
+# and exactly one escalates; the other updates nothing and tells nobody.
+
+EVENT_REMINDED = "decision.reminded"
+EVENT_ESCALATED = "decision.escalated"
+REMINDER_BATCH = 500
+
+
+def decisions_remind_and_escalate(*, now: datetime | None = None) -> dict[str, int]:
+    """Remind the role of each pending decision past its due time (those opened with
+    `remind_after`), then escalate those still pending as long again after the reminder."""
+    now = now or timezone.now()
+    return {"reminded": _remind_due(now), "escalated": _escalate_due(now)}
+
+
+def _remind_due(now: datetime) -> int:
+    due = (
+        Decision.objects.filter(
+            status=Status.PENDING,
+            remind_after__isnull=False,
+            reminded_at__isnull=True,
+            due_at__lte=now,
+        )
+        .order_by("due_at", "id")
+        .values_list("id", flat=True)[:REMINDER_BATCH]
+    )
+    return sum(decision_remind(decision_id=decision_id, now=now) for decision_id in list(due))
+
+
+def _escalate_due(now: datetime) -> int:
+    # As long again after the reminder as the role had before it.
+    escalates_at = ExpressionWrapper(
+        F("reminded_at") + F("remind_after"), output_field=DateTimeField()
+    )
+    due = (
+        Decision.objects.filter(
+            status=Status.PENDING,
+            reminded_at__isnull=False,
+            escalated_at__isnull=True,
+            escalation_role__isnull=False,
+        )
+        .annotate(escalates_at=escalates_at)
+        .filter(escalates_at__lte=now)
+        .order_by("reminded_at", "id")
+        .values_list("id", flat=True)[:REMINDER_BATCH]
+    )
+    return sum(decision_escalate(decision_id=decision_id, now=now) for decision_id in list(due))
+
+
+@transaction.atomic
+def decision_remind(*, decision_id: int, now: datetime) -> bool:
+    """Remind the decision's role that it is overdue, once; False if it was not (any more)
+    pending, or already reminded."""
+    pending = Decision.objects.filter(
+        id=decision_id, status=Status.PENDING, reminded_at__isnull=True
+    )
+    if not pending.update(reminded_at=now):
+        return False
+    decision = Decision.objects.select_related("role", "mission").get(id=decision_id)
+    reason = f"Due at {decision.due_at:%Y-%m-%d %H:%M} UTC and still pending."
+    decision_audit(
+        decision, DecisionAudit.Action.REMINDED, reason=reason, after={"role": decision.role.name}
+    )
+    notify_on_commit(decision=decision, event=EVENT_REMINDED)
+    decision_hint(decision, "reminded")
+    return True
+
+
+@transaction.atomic
+def decision_escalate(*, decision_id: int, now: datetime) -> bool:
+    """Escalate an overdue decision to its escalation role, once: its members may then see
+    and decide it too. False if it was not (any more) pending, or already escalated."""
+    pending = Decision.objects.filter(
+        id=decision_id,
+        status=Status.PENDING,
+        escalated_at__isnull=True,
+        escalation_role__isnull=False,
+    )
+    if not pending.update(escalated_at=now):
+        return False
+    decision = Decision.objects.select_related("role", "escalation_role", "mission").get(
+        id=decision_id
+    )
+    to = decision.escalation_role.name
+    decision_audit(
+        decision,
+        DecisionAudit.Action.ESCALATED,
+        reason=f"Still pending after the reminder to {decision.role.name}: escalated to {to}.",
+        after={"escalation_role": to},
+    )
+    notify_on_commit(decision=decision, event=EVENT_ESCALATED, role_id=decision.escalation_role_id)
+    decision_hint(decision, "escalated")
     return True

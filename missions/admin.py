@@ -8,17 +8,31 @@ from __future__ import annotations
 
 import logging
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from missions import services
-from missions.models import Event, EventDelivery, MapItem, Mission, Step
+from missions.concurrency import PRIORITY_RANGE
+from missions.models import ConcurrencyLimit, Event, EventDelivery, MapItem, Mission, Step
+from missions.runtime import registered_definitions
+from missions.search import (
+    mission_amount,
+    mission_business_keys,
+    mission_export_header,
+    mission_export_rows,
+    mission_search_q,
+)
+from missions.selectors import concurrency_limits_with_use
 from observations.models import Observation
-from observations.templatetags.rail import duration, pretty_json
+from observations.templatetags.rail import duration, outcome_label, outcome_tone, pretty_json
+from studiox.csv_export import csv_response
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +83,17 @@ class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
     formset = StepFormSet
     extra = 0
     show_change_link = True
-    fields = ("position", "name", "kind", "status", "attempts", "started_at", "took", "error")
+    fields = (
+        "position",
+        "name",
+        "title",
+        "kind",
+        "status",
+        "attempts",
+        "started_at",
+        "took",
+        "error",
+    )
     readonly_fields = fields
     ordering = ("position",)
     verbose_name_plural = f"Steps (the latest {INLINE_STEPS})"
@@ -115,12 +139,36 @@ def _mission_change_link(mission_id, text: str) -> str:
     return format_html('<a href="{}">{}</a>', url, text)
 
 
+class StartMissionForm(forms.Form):
+    """An operator starts a mission by hand, through the same service as the API."""
+
+    type = forms.ChoiceField(choices=())
+    title = forms.CharField(max_length=200, required=False, help_text="default: the type's title")
+    input = forms.JSONField(initial=dict, help_text="a JSON object, as the type's input model asks")
+    priority = forms.IntegerField(
+        min_value=PRIORITY_RANGE[0],
+        max_value=PRIORITY_RANGE[1],
+        initial=0,
+        help_text="higher takes free concurrency slots and worker time first",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["type"].choices = [
+            (definition.name, f"{definition.title} ({definition.name})")
+            for definition in registered_definitions()
+        ]
+
+
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
+    change_list_template = "admin/missions/mission/change_list.html"
     list_display = (
         "short_id",
         "title_or_type",
-        "status",
+        "keys",
+        "amount",
+        "outcome_and_status",
         "current_step",
         "waiting_on",
         "waiting_since",
@@ -130,14 +178,14 @@ class MissionAdmin(admin.ModelAdmin):
         "finished_at",
     )
     list_display_links = ("short_id", "title_or_type")
-    list_filter = ("status", "type", "waiting_on")
-    search_fields = ("id", "type", "title", "started_by__username")
+    list_filter = ("status", "outcome", "type", "waiting_on")
+    search_fields = ("id", "type", "title", "summary", "started_by__username")
     date_hierarchy = "created_at"
     list_select_related = ("started_by", "cancelled_by")
     list_per_page = 50
     show_full_result_count = False  # a count of every mission is slow and says little
     inlines = (StepInline, MapItemInline, ObservationInline)
-    actions = ("cancel_selected", "retry_failed")
+    actions = ("cancel_selected", "retry_failed", "export_csv")
     fieldsets = (
         (
             None,
@@ -148,6 +196,8 @@ class MissionAdmin(admin.ModelAdmin):
                     "version",
                     "title",
                     "status",
+                    "outcome",
+                    "summary",
                     "started_by",
                     "created_at",
                     "updated_at",
@@ -170,6 +220,8 @@ class MissionAdmin(admin.ModelAdmin):
                     "waiting_event",
                     "waiting_event_key",
                     "wake_at",
+                    "priority",
+                    "concurrency_key",
                 )
             },
         ),
@@ -195,7 +247,46 @@ class MissionAdmin(admin.ModelAdmin):
     )  # every field: the engine owns the row
 
     def has_add_permission(self, request) -> bool:
-        return False  # missions start through mission_start (API, MCP, commands)
+        return False  # missions start through mission_start: the start form below, API, MCP
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        may_start = self.has_change_permission(request)
+        return super().changelist_view(request, {**(extra_context or {}), "may_start": may_start})
+
+    def get_urls(self):
+        start = path(
+            "start/",
+            self.admin_site.admin_view(self.start_view),
+            name="missions_mission_start",
+        )
+        return [start, *super().get_urls()]
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = StartMissionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                started = services.mission_start(started_by=request.user, **form.cleaned_data)
+            except services.MissionInputError as exc:
+                form.add_error(
+                    "input", "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())
+                )
+            except services.MissionError as exc:
+                form.add_error(None, str(exc))
+            else:
+                mission = started.mission
+                self.message_user(request, f"Started {mission}.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:missions_mission_change", args=[mission.id])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Start a mission",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/missions/mission/start.html", context)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # verdicts and decision audit trails are kept; retention purges the rest
@@ -210,6 +301,49 @@ class MissionAdmin(admin.ModelAdmin):
     @admin.display(description="mission", ordering="title")
     def title_or_type(self, mission: Mission) -> str:
         return mission.title or mission.type
+
+    class Media:
+        css = {"all": ("missions/admin.css",)}
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_and_status(self, mission: Mission) -> str:
+        """The business outcome in its colour, the status beside it (as on the mission pages)."""
+        status = format_html(
+            '<span class="badge secondary">{}</span>', mission.get_status_display()
+        )
+        if not mission.outcome:
+            return status
+        badge = format_html(
+            '<span class="badge outcome {}" title="{}">{}</span>',
+            outcome_tone(mission.outcome),
+            mission.summary,
+            outcome_label(mission.outcome),
+        )
+        return format_html("{} {}", badge, status)
+
+    @admin.display(description="keys")
+    def keys(self, mission: Mission) -> str:
+        return " · ".join(f"{key.label} {key.value}" for key in mission_business_keys(mission))
+
+    @admin.display(description="amount")
+    def amount(self, mission: Mission) -> str:
+        return str(mission_amount(mission) or "")
+
+    def get_search_results(self, request, queryset, search_term):
+        """The admin's own field search, and the web's: declared business keys included."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if not search_term.strip():
+            return found, may_have_duplicates
+        return found | queryset.filter(mission_search_q(search_term)), may_have_duplicates
+
+    @admin.action(description="Export selected missions as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Mission]):
+        rows = queryset.select_related("started_by").order_by("-created_at", "-id")
+        return csv_response(
+            filename="missions.csv",
+            header=mission_export_header(),
+            rows=mission_export_rows(rows.iterator(chunk_size=500)),
+        )
 
     @admin.display(description="mission page")
     def mission_page(self, mission: Mission) -> str:
@@ -409,3 +543,30 @@ class EventDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("event", "mission")
     fields = ("event", "mission", "step_name", "delivered_at")
     readonly_fields = fields
+
+
+@admin.register(ConcurrencyLimit)
+class ConcurrencyLimitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each limited mission type (and key) with its current use. The limit is the code's
+    (`@mission(concurrency=N)`); a row appears with the first mission of its type and key."""
+
+    list_display = ("mission_type", "key_or_all", "limit", "running", "queued", "updated_at")
+    list_filter = ("mission_type",)
+    search_fields = ("mission_type", "key")
+    fields = ("mission_type", "key", "limit", "running", "queued", "admissions", "updated_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConcurrencyLimit]:
+        return concurrency_limits_with_use(super().get_queryset(request))
+
+    @admin.display(description="key", ordering="key")
+    def key_or_all(self, row: ConcurrencyLimit) -> str:
+        return row.key or "(whole type)"
+
+    @admin.display(description="holding a slot", ordering="running")
+    def running(self, row: ConcurrencyLimit) -> int:
+        return row.running
+
+    @admin.display(description="queued", ordering="queued")
+    def queued(self, row: ConcurrencyLimit) -> int:
+        return row.queued

@@ -66,6 +66,7 @@ def start_mission(
     input: Any,
     key: str | None = None,
     title: str = "",
+    priority: int = 0,
 ) -> str:
     step = ctx._enter(name, Kind.CHILD)
     if step and step.status == Step.Status.COMPLETED:
@@ -73,7 +74,9 @@ def start_mission(
     ctx._guard_worker_losses(name)
     try:
         with ctx._commit_block() as commit:
-            child = _child(ctx, name, type=type, input=input, key=key or "", title=title)
+            child = _child(
+                ctx, name, type=type, input=input, key=key or "", title=title, priority=priority
+            )
             checkpoint = ctx._completed_checkpoint(
                 name, Kind.CHILD, step, result=str(child.id), attempts=1
             )
@@ -92,7 +95,7 @@ def start_mission(
 
 
 def _child(
-    ctx: MissionContext, name: str, *, type: str, input: Any, key: str, title: str
+    ctx: MissionContext, name: str, *, type: str, input: Any, key: str, title: str, priority: int
 ) -> Mission:
     """The child this step started, or a new one; called after the fence locked the parent."""
     existing = Mission.objects.filter(parent_id=ctx.mission.id, parent_step=name).first()
@@ -107,6 +110,7 @@ def _child(
         parent=ctx.mission,
         parent_step=name,
         title=title,
+        priority=priority,
     ).mission
     if child.parent_id != ctx.mission.id:
         raise NonRetryableError(
@@ -136,24 +140,19 @@ def wait_for_missions(
     ctx._guard_worker_losses(name)
     now = timezone.now()
     until = _parse_time(step.wait.get("until")) if step else _due_at(now, timeout)
+    if step is not None:  # woken: by its children's ends, most likely
+        states = _states(ctx, ids)
+        if _wait_over(states, now=now, until=until):
+            # A mission's end never changes: the checkpoint needs no lock held across the
+            # read, so it takes the one-statement path, as a made decision does.
+            checkpoint = _missions_ended_checkpoint(ctx, name, step, states)
+            ctx._commit(checkpoint)
+            return ctx._after_checkpoint(checkpoint.step)
     with ctx._commit_block() as commit:
         states = _states(ctx, ids)
         open_ = [state for state in states if state["status"] not in FINAL]
-        if not open_ or (until and now >= until):
-            checkpoint = ctx._completed_checkpoint(
-                name, Kind.MISSIONS, step, result=states, attempts=1
-            )
-            checkpoint.carry_on = True  # a wait did no work: go on in this task
-            done = len(states) - len(open_)
-            checkpoint.observations.append(
-                _observation(
-                    "resumed",
-                    f"{done} of {len(states)} missions finished"
-                    + ("" if not open_ else "; gave up waiting for the rest"),
-                    step=name,
-                    data={"statuses": [state["status"] for state in states]},
-                )
-            )
+        if _wait_over(states, now=now, until=until):
+            checkpoint = _missions_ended_checkpoint(ctx, name, step, states)
         else:
             checkpoint = ctx._waiting_checkpoint(
                 name,
@@ -170,6 +169,28 @@ def wait_for_missions(
     return ctx._after_checkpoint(checkpoint.step)
 
 
+def _wait_over(states: list[dict], *, now: datetime, until: datetime | None) -> bool:
+    return all(state["status"] in FINAL for state in states) or bool(until and now >= until)
+
+
+def _missions_ended_checkpoint(
+    ctx: MissionContext, name: str, step: Step | None, states: list[dict]
+) -> _Checkpoint:
+    checkpoint = ctx._completed_checkpoint(name, Kind.MISSIONS, step, result=states, attempts=1)
+    checkpoint.carry_on = True  # a wait did no work: go on in this task
+    open_ = [state for state in states if state["status"] not in FINAL]
+    checkpoint.observations.append(
+        _observation(
+            "resumed",
+            f"{len(states) - len(open_)} of {len(states)} missions finished"
+            + ("" if not open_ else "; gave up waiting for the rest"),
+            step=name,
+            data={"statuses": [state["status"] for state in states]},
+        )
+    )
+    return checkpoint
+
+
 def _mission_id(value: Any) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -177,19 +198,29 @@ def _mission_id(value: Any) -> str:
         raise NonRetryableError(f"'{value}' is not a mission id") from None
 
 
+# What a parent reads of a child it waits on.
+_CHILD_FIELDS = (
+    "id",
+    "type",
+    "status",
+    "outcome",
+    "summary",
+    "verdict",
+    "error",
+    "parent_id",
+    "finished_at",
+)
+
+
 def _states(ctx: MissionContext, ids: list[str]) -> list[dict]:
     """Each mission's state, in the order asked; only this mission's children may be waited
     on (a child's end is what wakes its parent)."""
-    fields = ("id", "type", "status", "verdict", "error", "parent_id", "finished_at", "title")
-    rows = {str(row["id"]): row for row in Mission.objects.filter(id__in=ids).values(*fields)}
+    query = Mission.objects.filter(id__in=ids).values(*_CHILD_FIELDS, "title")
+    rows = {str(row["id"]): row for row in query}
     states = []
     for mission_id in ids:
         row = rows.get(mission_id)
-        if row is None or row["parent_id"] != ctx.mission.id:
-            raise NonRetryableError(
-                f"mission {mission_id} is not a child of this mission: "
-                "start it with ctx.start_mission to wait for it"
-            )
+        _refuse_unless_child(ctx, mission_id, row)
         states.append(_state(row))
     return states
 
@@ -199,6 +230,8 @@ def _state(row: dict) -> dict:
         "id": str(row["id"]),
         "type": row["type"],
         "status": row["status"],
+        "outcome": row["outcome"],
+        "summary": row["summary"],
         "verdict": row["verdict"],
         "error": row["error"],
     }
@@ -332,17 +365,17 @@ def _settled_branch(
 
 
 def _child_row(ctx: MissionContext, mission_id: str) -> dict | None:
-    row = (
-        Mission.objects.filter(id=mission_id)
-        .values("id", "type", "status", "verdict", "error", "parent_id", "finished_at")
-        .first()
-    )
+    row = Mission.objects.filter(id=mission_id).values(*_CHILD_FIELDS).first()
+    _refuse_unless_child(ctx, mission_id, row)
+    return row
+
+
+def _refuse_unless_child(ctx: MissionContext, mission_id: str, row: dict | None) -> None:
     if row is None or row["parent_id"] != ctx.mission.id:
         raise NonRetryableError(
             f"mission {mission_id} is not a child of this mission: "
             "start it with ctx.start_mission to wait for it"
         )
-    return row
 
 
 def _event_for(mission: Mission, name: str, branch: dict) -> EventRow | None:

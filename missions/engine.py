@@ -34,6 +34,7 @@ from missions.runtime import (
     MissionDefinition,
     NonRetryableError,
     RetryPolicy,
+    Verdict,
     get_definition,
 )
 from observations.services import observation_record
@@ -42,9 +43,16 @@ from studiox.celery import app as celery_app
 logger = logging.getLogger(__name__)
 
 ADVANCE_TASK = "missions.advance"  # missions.tasks.advance_mission
+WAKE_TASK = "missions.wake_if_due"  # missions.tasks.wake_if_due
+# A wait this short is woken by a delayed message as well as by the scheduler's tick.
+SHORT_WAIT_SECONDS = 60
+# Over a rate limit nothing was called: the step waits for its slot (not a retry).
+RATE_LIMITED = (mcp_client.ToolRateLimited, llm.LLMRateLimited)
 
 Kind = Step.Kind
 Status = Mission.Status
+# A step's line in business terms: text, or a function of the step's result that makes it.
+StepTitle = str | Callable[[Any], str] | None
 
 
 class Outcome(StrEnum):
@@ -131,19 +139,34 @@ def _finish_pass(ctx: MissionContext, body: Callable[[], None]) -> Outcome:
         lease_release(ctx.mission.id, ctx._token)
     ctx.cache()
     if outcome == Outcome.CONTINUE:
-        enqueue_advance(ctx.mission.id)
+        enqueue_advance(ctx.mission.id, priority=ctx.mission.priority)
     return outcome
 
 
-def enqueue_advance(mission_id) -> None:
-    """Send the next advance to the broker. A lost message is found again by the scheduler."""
+def enqueue_advance(mission_id, *, priority: int = 0) -> None:
+    """Send the next advance to the broker. A lost message is found again by the scheduler.
+    `priority` is the mission's: on Redis, higher-priority missions' steps are served first."""
+    # Redis serves message priority 0 first, 9 last: mission priority 10 -> 0, 0 -> 4, -10 -> 9.
+    broker_priority = max(0, min(9, round((10 - priority) * 9 / 20)))
     try:
         # By name: missions.tasks imports this module, so importing the task would be a cycle.
-        celery_app.send_task(ADVANCE_TASK, args=[str(mission_id)])
+        celery_app.send_task(ADVANCE_TASK, args=[str(mission_id)], priority=broker_priority)
     except Exception:
         logger.warning(
             "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True
         )
+
+
+def enqueue_wake(mission_id, *, at: datetime) -> None:
+    """Wake a short wait (a rate limit's next slot) at `at` with a delayed message, sooner
+    than the scheduler's tick would; the scheduler stays the backstop for a lost message."""
+    delay = (at - timezone.now()).total_seconds()
+    if delay > SHORT_WAIT_SECONDS:
+        return
+    try:
+        celery_app.send_task(WAKE_TASK, args=[str(mission_id)], countdown=max(0.0, delay))
+    except Exception:
+        logger.warning("could not schedule the wake of mission %s", mission_id, exc_info=True)
 
 
 def mission_check_compatibility(mission: Mission) -> str | None:
@@ -257,6 +280,7 @@ class MissionContext:
         self._deadline = deadline
         self._current_step_name: str | None = None
         self.interrupted = False
+        self._step_done = False  # this pass committed its step and gave the lease back
         self.dry_run = False
         self.capture_map: str | None = None  # a map item's replay stops at this map (fan_out)
 
@@ -302,10 +326,18 @@ class MissionContext:
         fn: Callable[..., Any],
         *args: Any,
         retry: RetryPolicy | None = None,
+        title: StepTitle = None,
         **kwargs: Any,
     ) -> Any:
-        """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it."""
-        return self._run_step(name, Kind.STEP, lambda: fn(*args, **kwargs), retry=retry)
+        """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it.
+        `title` (text, or a function of the result) is the step's line on the rail."""
+        recorded = self._recorded_here(name, Kind.STEP)
+        if recorded is not None and recorded.status == Step.Status.COMPLETED:
+            self._position += 1  # replay, the path every pass takes for every step before
+            return recorded.result
+        return self._run_step(
+            name, Kind.STEP, lambda: fn(*args, **kwargs), retry=retry, title=title
+        )
 
     def map(
         self,
@@ -322,9 +354,12 @@ class MissionContext:
 
         return fan_out.map_step(self, name, fn, items, max_parallel=max_parallel, retry=retry)
 
-    def transaction(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def transaction(
+        self, name: str, fn: Callable[..., Any], *args: Any, title: StepTitle = None, **kwargs: Any
+    ) -> Any:
         """Run `fn` inside the checkpoint's transaction: its writes commit exactly once."""
-        return self._run_step(name, Kind.TRANSACTION, lambda: fn(*args, **kwargs), retry=None)
+        runner = lambda: fn(*args, **kwargs)  # noqa: E731
+        return self._run_step(name, Kind.TRANSACTION, runner, retry=None, title=title)
 
     def call_tool(
         self,
@@ -334,6 +369,7 @@ class MissionContext:
         tool: str,
         arguments: dict,
         retry: RetryPolicy | None = None,
+        title: StepTitle = None,
     ) -> Any:
         """Call `tool` on MCP server `server` as a checkpointed step, passing the step's key."""
 
@@ -348,7 +384,7 @@ class MissionContext:
             except mcp_client.ToolRefusedError as exc:
                 raise NonRetryableError(f"{server}.{tool} refused: {exc}") from exc
 
-        return self._run_step(name, Kind.TOOL, call, retry=retry)
+        return self._run_step(name, Kind.TOOL, call, retry=retry, title=title)
 
     def llm(
         self,
@@ -357,18 +393,19 @@ class MissionContext:
         messages: list[dict],
         schema: dict | None = None,
         retry: RetryPolicy | None = None,
+        title: StepTitle = None,
     ) -> dict:
         """Ask the configured LLM provider as a checkpointed step; the record keeps model,
         messages, response, token counts and latency."""
 
         def call() -> dict:
-            result = llm.complete(messages=messages, schema=schema)
+            result = llm.complete(messages=messages, schema=schema, waiter=self.idempotency_key)
             return {"messages": messages, **result.to_json()}
 
         # Rate limits, timeouts and 5xx retry with back-off; a refusal (bad key, bad request,
         # a reply that keeps breaking the schema) fails clearly instead of retrying.
         policy = retry or RetryPolicy(non_retryable=(llm.LLMError,))
-        return self._run_step(name, Kind.LLM, call, retry=policy)
+        return self._run_step(name, Kind.LLM, call, retry=policy, title=title)
 
     def sleep(self, name: str, duration: timedelta) -> None:
         """Suspend the mission for `duration`; the due time is a row, not a broker message."""
@@ -480,9 +517,14 @@ class MissionContext:
         context: dict | None = None,
         options: tuple[str, ...] | list[str] = ("approved", "rejected"),
         timeout: timedelta | None = None,
+        remind_after: timedelta | None = None,
+        escalate_to: str | None = None,
     ) -> DecisionResult:
         """Put a Decision in the queue of `role` and suspend until someone decides it (or the
-        time-out expires it: outcome "expired")."""
+        time-out expires it: outcome "expired"). With `remind_after`, the role is reminded when
+        it has not decided by then, and the role `escalate_to` may decide it once as long again
+        has passed (docs/decision-queue.md)."""
+        _check_reminder(timeout=timeout, remind_after=remind_after, escalate_to=escalate_to)
         step = self._enter(name, Kind.DECISION)
         if step and step.status == Step.Status.COMPLETED:
             return DecisionResult.from_json(step.result)
@@ -504,6 +546,7 @@ class MissionContext:
                 context=context,
                 options=options,
                 timeout=timeout,
+                reminder={"remind_after": remind_after, "escalate_to": escalate_to},
             )
             commit(checkpoint)
         if checkpoint.step.status == Step.Status.WAITING:
@@ -521,6 +564,7 @@ class MissionContext:
         context: dict | None,
         options,
         timeout: timedelta | None,
+        reminder: dict,
     ) -> _Checkpoint:
         if step is None:
             due = _due_at(timezone.now(), timeout)
@@ -533,6 +577,7 @@ class MissionContext:
                 context=to_json(context or {}),
                 options=list(options),
                 due_at=due,
+                **reminder,  # remind_after, escalate_to
             )
             wait = {"role": role, "title": title, "until": due.isoformat() if due else None}
             label = f"{role} decision: {title}"
@@ -574,19 +619,29 @@ class MissionContext:
     # missions made of missions (missions/composition.py) ------------------------------
 
     def start_mission(
-        self, name: str, *, type: str, input: Any, key: str | None = None, title: str = ""
+        self,
+        name: str,
+        *,
+        type: str,
+        input: Any,
+        key: str | None = None,
+        title: str = "",
+        priority: int = 0,
     ) -> str:
         """Start a child mission exactly once (the same one on replay); its id. `title` names
-        the child for people ("Bank reconciliation"), else its type's title."""
+        the child for people ("Bank reconciliation"), else its type's title; `priority`
+        (-10..10) as on any start."""
         from missions import composition  # composition builds on this module
 
-        return composition.start_mission(self, name, type=type, input=input, key=key, title=title)
+        return composition.start_mission(
+            self, name, type=type, input=input, key=key, title=title, priority=priority
+        )
 
     def wait_for_missions(
         self, name: str, ids: list[str], *, timeout: timedelta | None = None
     ) -> list[dict]:
         """Suspend until every listed child mission is final; their id, type, status,
-        verdict and error, in order."""
+        outcome, summary, verdict and error, in order."""
         from missions import composition
 
         return composition.wait_for_missions(self, name, ids, timeout=timeout)
@@ -602,8 +657,18 @@ class MissionContext:
 
     # step execution --------------------------------------------------------------------
 
+    def _recorded_here(self, name: str, kind: str) -> Step | None:
+        """The step recorded at the current position, if the code asks for that one."""
+        if self._position < len(self._steps):
+            recorded = self._steps[self._position]
+            if recorded.name == name and recorded.kind == kind:
+                return recorded
+        return None
+
     def _enter(self, name: str, kind: str) -> Step | None:
         """Move to the next position; the recorded step there, checked against the code."""
+        if self._step_done:  # one step per task: the next one is the next task's
+            raise _Yield(Outcome.CONTINUE)
         if name in self._names and self._names[name].position != self._position:
             raise IncompatibleCodeChange(
                 f"mission code changed incompatibly: step '{name}' is asked for at position "
@@ -629,7 +694,13 @@ class MissionContext:
             )
 
     def _run_step(
-        self, name: str, kind: str, runner: Callable[[], Any], *, retry: RetryPolicy | None
+        self,
+        name: str,
+        kind: str,
+        runner: Callable[[], Any],
+        *,
+        retry: RetryPolicy | None,
+        title: StepTitle = None,
     ) -> Any:
         step = self._enter(name, kind)
         if step and step.status == Step.Status.COMPLETED:
@@ -656,10 +727,12 @@ class MissionContext:
         started = timezone.now()
         try:
             if kind == Kind.TRANSACTION:
-                return self._run_transaction(name, step, runner, attempts=attempts)
+                return self._run_transaction(name, step, runner, attempts=attempts, title=title)
             result = _checked_size(name, to_json(runner()))
         except (_Yield, StaleLease):
             raise
+        except RATE_LIMITED as limited:
+            self._wait_for_rate_limit(name, kind, step, limited=limited, budget_start=budget_start)
         except Exception as exc:
             self._retry_or_fail(
                 name,
@@ -673,19 +746,36 @@ class MissionContext:
         finally:
             self._current_step_name = None
         checkpoint = self._completed_checkpoint(
-            name, kind, step, result=result, attempts=attempts, started=started
+            name,
+            kind,
+            step,
+            result=result,
+            attempts=attempts,
+            started=started,
+            title=_step_title(title, result, name=name),
         )
         self._commit(checkpoint)
         return self._after_checkpoint(checkpoint.step)
 
     def _run_transaction(
-        self, name: str, step: Step | None, runner: Callable[[], Any], *, attempts: int
+        self,
+        name: str,
+        step: Step | None,
+        runner: Callable[[], Any],
+        *,
+        attempts: int,
+        title: StepTitle = None,
     ) -> Any:
         try:
             with self._commit_block() as commit:
                 result = _checked_size(name, to_json(runner()))
                 checkpoint = self._completed_checkpoint(
-                    name, Kind.TRANSACTION, step, result=result, attempts=attempts
+                    name,
+                    Kind.TRANSACTION,
+                    step,
+                    result=result,
+                    attempts=attempts,
+                    title=_step_title(title, result, name=name),
                 )
                 commit(checkpoint)
         except (_Yield, StaleLease):
@@ -701,6 +791,41 @@ class MissionContext:
                 budget_start=step.wait.get("budget_start", 0) if step else 0,
             )
         return self._after_checkpoint(checkpoint.step)
+
+    def _wait_for_rate_limit(
+        self,
+        name: str,
+        kind: str,
+        step: Step | None,
+        *,
+        limited: mcp_client.ToolRateLimited | llm.LLMRateLimited,
+        budget_start: int,
+    ) -> NoReturn:
+        """Over a rate limit nothing was called: suspend until the next slot. The step asks
+        the limiter again then, so it takes its slot when it calls, never ahead of time."""
+        slot = limited.next_slot
+        label = f"{limited.limit}, next slot {slot:%H:%M:%S} UTC"
+        checkpoint = self._waiting_checkpoint(
+            name,
+            kind,
+            step,
+            wait={
+                "rate_limit": limited.limit,
+                "until": slot.isoformat(),
+                "budget_start": budget_start,
+            },
+            waiting_on=Mission.WaitingOn.RATE_LIMIT,
+            label=label,
+            until=slot,
+        )
+        if checkpoint.created:
+            checkpoint.step.attempts = 0  # waiting for a slot is no attempt
+        for line in checkpoint.observations:  # the first time only: not a line per re-check
+            line["message"] = f"Waiting for {label}"
+            line["data"].update(limit=limited.limit, next_slot=slot.isoformat())
+        self._commit(checkpoint)
+        enqueue_wake(self.mission.id, at=slot)
+        raise _Yield(Outcome.WAITING)
 
     def _retry_or_fail(
         self,
@@ -741,7 +866,7 @@ class MissionContext:
                     f"Step '{name}' failed (attempt {tries} of {policy.max_attempts}); "
                     f"retrying in {delay.total_seconds():.0f}s",
                     step=name,
-                    data={"error": error, "attempt": tries},
+                    data={"error": error, "attempt": tries, "technical": True},
                 )
             ]
             self._commit(checkpoint)
@@ -781,9 +906,11 @@ class MissionContext:
         result: Any,
         attempts: int,
         started: datetime | None = None,
+        title: str = "",
     ) -> _Checkpoint:
         row, created = self._recorded_or_new_step(step, name, kind, started=started)
         row.status, row.result, row.error = Step.Status.COMPLETED, result, ""
+        row.title = title or row.title
         row.attempts = max(attempts, row.attempts, 1)
         row.finished_at = timezone.now()
         checkpoint = _Checkpoint(row, created, carry_on=kind in _WAIT_KINDS)
@@ -797,13 +924,15 @@ class MissionContext:
             "waiting_event": "",
             "waiting_event_key": "",
         }
+        # Titled, the line says what the step did in business terms; untitled, it is a
+        # technical line that only the mission's technical view shows.
+        if row.title:
+            message, data = row.title, {"attempts": row.attempts, "title": row.title}
+        else:
+            message = f"Completed {_describe(kind)} '{name}'"
+            data = {"attempts": row.attempts, "technical": True}
         checkpoint.observations.append(
-            _observation(
-                "step_completed",
-                f"Completed {_describe(kind)} '{name}'",
-                step=name,
-                data={"attempts": row.attempts},
-            )
+            _observation("step_completed", message, step=name, data=data)
         )
         return checkpoint
 
@@ -841,7 +970,10 @@ class MissionContext:
                     "waiting",
                     f"Waiting for {label}{until_text}",
                     step=name,
-                    data={"waiting_on": waiting_on},
+                    data={
+                        "waiting_on": waiting_on,
+                        "technical": waiting_on == Mission.WaitingOn.RETRY,
+                    },
                 )
             )
         return checkpoint
@@ -871,19 +1003,22 @@ class MissionContext:
         raise _Yield(Outcome.FINISHED)
 
     def finish(self, verdict: Any) -> None:
-        verdict = to_json(verdict)
-        outcome = verdict.get("outcome") if isinstance(verdict, dict) else None
-        message = f"Verdict: {outcome}" if outcome else "Verdict reached"
+        verdict = to_json(verdict.to_json() if isinstance(verdict, Verdict) else verdict)
+        outcome, summary = _outcome_and_summary(verdict)
+        message = summary or (f"Verdict: {outcome}" if outcome else "Verdict reached")
         checkpoint = _Checkpoint(None, False)  # type: ignore[arg-type]
         checkpoint.mission_updates = {
             "status_to": Status.SUCCEEDED,
             "verdict": verdict,
+            "outcome": outcome,
+            "summary": summary,
             "finished_at": timezone.now(),
             "waiting_on": "",
             "waiting_detail": "",
             "wake_at": None,
         }
-        checkpoint.observations.append(_observation("verdict", message, data={"verdict": verdict}))
+        data = {"verdict": verdict, "outcome": outcome}
+        checkpoint.observations.append(_observation("verdict", message, data=data))
         self._commit(checkpoint)
 
     def fail(self, message: str) -> NoReturn:
@@ -982,13 +1117,22 @@ class MissionContext:
                 message=line["message"],
                 data=line["data"],
             )
+        if done and status_to in Mission.FINAL_STATUSES:
+            from missions import concurrency
+
+            # Last in the transaction: every start and end of a limited type waits for the
+            # limit row this takes, so it is held only until the commit.
+            concurrency.mission_slot_freed(self.mission)  # admits the next queued, if limited
 
     def _after_checkpoint(self, step: Step) -> Any:
-        """After a step committed: carry on in-process while the time slice lasts, else yield."""
+        """After a step committed: carry on in-process while the time slice lasts. Otherwise
+        the mission's own code still runs on to its next durable call, where the pass ends: a
+        mission whose code returns after this step reaches its verdict in this task, not in
+        a task of its own. (That code runs again on replay; it has no side effects.)"""
         if self.interrupted:
             raise _Yield(Outcome.STOPPED)
         if not self._keep_lease:
-            raise _Yield(Outcome.CONTINUE)
+            self._step_done = True
         return step.result
 
     def cache(self) -> None:
@@ -1037,12 +1181,47 @@ def _observation(kind: str, message: str, *, step: str = "", data: dict | None =
     return {"kind": kind, "message": message, "step": step, "data": to_json(data or {})}
 
 
+def _outcome_and_summary(verdict: Any) -> tuple[str, str]:
+    """The business answer and its one line, as a verdict declares them ("" when it does not);
+    cut to their columns' lengths rather than failing a mission that reached its end."""
+    if not isinstance(verdict, dict):
+        return "", ""
+    outcome, summary = verdict.get("outcome"), verdict.get("summary")
+    outcome = str(outcome).strip()[:50] if isinstance(outcome, str | int | bool) else ""
+    summary = " ".join(summary.split())[:300] if isinstance(summary, str) else ""
+    return outcome, summary
+
+
+def _step_title(title: str | Callable[[Any], str] | None, result: Any, *, name: str) -> str:
+    """The step's line in business terms; a title that cannot be made leaves the technical one."""
+    if title is None:
+        return ""
+    try:
+        text = title(result) if callable(title) else title
+    except Exception:
+        logger.warning("title of step '%s' could not be made", name, exc_info=True)
+        return ""
+    return " ".join(str(text).split())[:300]
+
+
 def _describe(kind: str) -> str:
     return {"tool": "tool call", "llm": "LLM call", "transaction": "transaction"}.get(kind, "step")
 
 
 def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _check_reminder(
+    *, timeout: timedelta | None, remind_after: timedelta | None, escalate_to: str | None
+) -> None:
+    # Authoring mistakes fail the mission's first run, where its author sees them.
+    if escalate_to and remind_after is None:
+        raise ValueError("escalate_to needs remind_after: escalation follows the reminder")
+    if remind_after is not None and remind_after <= timedelta(0):
+        raise ValueError("remind_after must be a positive timedelta")
+    if remind_after is not None and timeout is not None and remind_after >= timeout:
+        raise ValueError("remind_after must be shorter than timeout, or the decision expires first")
 
 
 def _due_at(now: datetime, timeout: timedelta | None) -> datetime | None:

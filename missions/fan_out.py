@@ -4,12 +4,24 @@ The map is one Step row (kind "map") at its position in the mission; its items a
 rows. The mission waits on the map (a row, no worker) while the items run on the workers.
 
 An item holds a **slot** while `enqueued_at` is set and it is not finished: at most
-`max_parallel` items hold one at a time. Every change that gives a slot up (an item completed,
-failed for good, or skipped) happens under the mission's row lock and is followed by the
-settle check, in the same transaction: when no item holds a slot any more and either every
-item is done or one failed, the mission is woken, exactly once (the lock serialises the last
-two items). Otherwise the freed slot goes to the next pending item, whose task is sent after
-commit. Lock order: an item's row first, then the mission's row.
+`max_parallel` items hold one at a time. The map has **settled** when no item holds a slot
+any more and either every item is done or one failed; then the mission is woken, exactly once:
+the wake is a conditional UPDATE of the mission's row under its lock (`_settle`), so of two
+last items recorded at once only one wakes it.
+
+A map whose every item got a slot at the start (no `max_parallel`, or one at least as large
+as the map) has no slot to pass on: an item records its result in its own transaction, without
+the mission's lock, and after that commit checks in one read whether the map has settled. Of
+items committing side by side, the last to commit sees the others' rows, so one of them at
+least finds the map settled; only that one takes the lock, and so does an item that finds the
+mission running (a pass of it may be committing its wait on the map). (Counting the items
+under the mission's lock in each item's transaction would serialise the items' commits.) A
+crash between the commit and the check leaves a settled map unwoken: the scheduler's backstop
+wakes it.
+
+A map with fewer slots than items passes each freed slot on to the next pending item under
+the mission's row lock, in the transaction that frees it, and its task is sent after commit.
+Lock order: an item's row first, then the mission's row.
 
 A worker runs an item by replaying the mission function with its recorded steps, executing
 nothing, up to the map's call (`_capture`), which hands back `fn` and the items; then it runs
@@ -19,6 +31,7 @@ token, so an item runs like `ctx.transaction`: its database writes commit exactl
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,10 +39,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import CharField, Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
+from missions import postgres_fast_paths
 from missions.engine import (
     IncompatibleCodeChange,
     MissionContext,
@@ -251,7 +267,8 @@ def enqueue_items(mission_id, name: str, indexes: list[int]) -> None:
 def _settle(item: MapItem, *, limit: int | None) -> None:
     """After `item` gave its slot up: under the mission's row lock (taken here, after the
     item's row), pass the slot on, or wake the mission when the map has settled. `limit`:
-    the map's max_parallel (None: read from its Step)."""
+    the map's max_parallel (None: read from its Step). Recounts the map's items: maps whose
+    items have no slot to pass on call it only once they found the map settled."""
     state = (
         Mission.objects.select_for_update()
         .filter(id=item.mission_id)
@@ -292,6 +309,67 @@ def _settle(item: MapItem, *, limit: int | None) -> None:
             ),
             data={"completed": progress.completed, "failed": progress.failed},
         )
+
+
+def _map_state(item: MapItem, items) -> tuple | None:
+    """(status, waiting_on, current_step, holding, unsent, failed) of the item's mission."""
+    if postgres_fast_paths.on_postgresql():  # prepared: composed and planned once
+        params = {"mission": item.mission_id, "step": item.step_name}
+        with postgres_fast_paths.execute_prepared(MAP_STATE, params) as cursor:
+            return cursor.fetchone()
+    states = (
+        Mission.objects.filter(id=item.mission_id)
+        .annotate(
+            holding=Exists(items.filter(status__in=UNFINISHED, enqueued_at__isnull=False)),
+            unsent=Exists(items.filter(status=ItemStatus.PENDING, enqueued_at__isnull=True)),
+            failed=Exists(items.filter(status=ItemStatus.FAILED)),
+        )
+        .values_list("status", "waiting_on", "current_step", "holding", "unsent", "failed")
+    )
+    return next(iter(states), None)  # one row by its key: no ORDER BY, as first() adds
+
+
+def _wake_if_settled(item: MapItem, *, total: int) -> None:
+    """After an item of a map without slots to pass on committed (see the module's
+    docstring): one read, whether the map has settled while its mission waits on it; if so,
+    the wake under the mission's lock. Otherwise, every 2% of the items, the progress line."""
+    items = MapItem.objects.filter(mission_id=item.mission_id, step_name=item.step_name)
+    state = _map_state(item, items)
+    if state is None:
+        return
+    status, waiting_on, current_step, holding, unsent, failed = state
+    waiting_here = (status, waiting_on, current_step) == (
+        Mission.Status.WAITING,
+        Mission.WaitingOn.MAP,
+        item.step_name,
+    )
+    settled = not holding and (failed or not unsent)
+    if (waiting_here and settled) or status == Mission.Status.RUNNING:
+        # Running: a pass of the mission may be about to commit its wait on this map without
+        # having seen this item; the lock waits for that commit, and `_settle` looks again.
+        with transaction.atomic():
+            _settle(item, limit=total)
+    elif waiting_here and (item.index + 1) % max(1, total // 50) == 0:
+        # Items of a wide map finish side by side: the line moves in steps of 2% at most,
+        # rather than a write on the mission's row per item.
+        completed = (
+            items.filter(status=ItemStatus.COMPLETED)
+            .order_by()
+            .values("mission_id")
+            .annotate(count=Count("id"))
+            .values("count")
+        )
+        label = Concat(
+            Value(f"parallel steps '{item.step_name}': "),
+            Cast(Subquery(completed), CharField()),
+            Value(f" of {total} done"),
+        )
+        Mission.objects.filter(
+            id=item.mission_id,
+            status=Mission.Status.WAITING,
+            waiting_on=Mission.WaitingOn.MAP,
+            current_step=item.step_name,
+        ).update(waiting_detail=label)
 
 
 def _max_parallel(item: MapItem) -> int | None:
@@ -346,7 +424,31 @@ UPDATE {MapItem._meta.db_table} AS item
                   AND status IN ('pending', 'running', 'waiting'))
    AND NOT EXISTS (SELECT 1 FROM {MapItem._meta.db_table} WHERE mission_id = %(mission)s
                   AND step_name = %(step)s AND status = 'failed')
-RETURNING {", ".join(f"item.{field.column}" for field in MapItem._meta.concrete_fields)}
+RETURNING {", ".join(f"item.{field.column}" for field in MapItem._meta.concrete_fields)},
+          set_config('synchronous_commit', 'off', true)
+"""
+
+
+# _record_completed on PostgreSQL: the item's result, fenced by its token.
+RECORD = f"""
+UPDATE {MapItem._meta.db_table}
+   SET status = 'completed', result = %(result)s::jsonb, error = '', finished_at = %(now)s,
+       lease_owner = '', lease_expires_at = NULL, enqueued_at = NULL
+ WHERE id = %(item)s AND fencing_token = %(token)s AND status = 'running'
+"""
+
+# _wake_if_settled on PostgreSQL: the mission's state and whether its map has settled.
+MAP_STATE = f"""
+SELECT mission.status, mission.waiting_on, mission.current_step,
+       EXISTS (SELECT 1 FROM {MapItem._meta.db_table} WHERE mission_id = mission.id
+                  AND step_name = %(step)s AND status IN ('pending', 'running', 'retrying')
+                  AND enqueued_at IS NOT NULL),
+       EXISTS (SELECT 1 FROM {MapItem._meta.db_table} WHERE mission_id = mission.id
+                  AND step_name = %(step)s AND status = 'pending' AND enqueued_at IS NULL),
+       EXISTS (SELECT 1 FROM {MapItem._meta.db_table} WHERE mission_id = mission.id
+                  AND step_name = %(step)s AND status = 'failed')
+  FROM {Mission._meta.db_table} AS mission
+ WHERE mission.id = %(mission)s
 """
 
 
@@ -356,15 +458,7 @@ def _take(mission_id, step_name: str, index: int, worker: str) -> MapItem | None
     now = timezone.now()
     item = MapItem.objects.filter(mission_id=mission_id, step_name=step_name, index=index)
     if connection.vendor == "postgresql":  # the row comes back with the UPDATE
-        params = {
-            "worker": worker,
-            "expires": lease_expiry(now),
-            "now": now,
-            "mission": mission_id,
-            "step": step_name,
-            "index": index,
-        }
-        taken_item = next(iter(MapItem.objects.raw(TAKE, params)), None)
+        taken_item = _take_on_postgresql(mission_id, step_name, index, worker=worker, now=now)
         if taken_item is None:
             _give_up_slot(item, mission_id=mission_id, step_name=step_name)
         return taken_item
@@ -386,6 +480,58 @@ def _take(mission_id, step_name: str, index: int, worker: str) -> MapItem | None
         return item.get()
     _give_up_slot(item, mission_id=mission_id, step_name=step_name)
     return None
+
+
+def _take_on_postgresql(
+    mission_id, step_name: str, index: int, *, worker: str, now
+) -> MapItem | None:
+    """TAKE as a prepared statement that commits without waiting for its WAL flush, as a
+    mission's lease does (missions.postgres_fast_paths): the item's checkpoint is a flushed
+    commit through the same connection (`_taken_through_this_connection`), which flushes the
+    take first; a PostgreSQL crash that forgets a take also ends that connection."""
+    params = {
+        "worker": worker,
+        "expires": lease_expiry(now),
+        "now": now,
+        "mission": mission_id,
+        "step": step_name,
+        "index": index,
+    }
+    try:
+        row = _execute_take(params)
+    except (OperationalError, InterfaceError, *_driver_connection_errors()):
+        if connection.in_atomic_block:
+            raise
+        # A connection PostgreSQL dropped while it was idle (a restart): once more on a new
+        # one. Had the first attempt taken the item after all, this one finds it held.
+        logger.info(
+            "item %s of %s/%s: database connection lost, reconnecting", index, mission_id, step_name
+        )
+        connection.close()
+        row = _execute_take(params)
+    # The statement proved the connection works: no health check (a SELECT 1) before the
+    # item's next statement, as for a mission's lease (studiox.celery).
+    connection.health_check_done = True
+    if row is None:
+        return None
+    taken = postgres_fast_paths._instance(MapItem, row)
+    taken._take_connection = connection.connection
+    return taken
+
+
+def _execute_take(params: dict) -> tuple | None:
+    with postgres_fast_paths.execute_prepared(TAKE, params) as cursor:
+        return cursor.fetchone()
+
+
+def _driver_connection_errors() -> tuple[type[Exception], ...]:
+    # The TAKE talks to psycopg directly, so its errors arrive unwrapped by Django.
+    return (connection.Database.OperationalError, connection.Database.InterfaceError)
+
+
+def _taken_through_this_connection(item: MapItem) -> bool:
+    taken_through = getattr(item, "_take_connection", None)
+    return taken_through is None or taken_through is connection.connection
 
 
 def _moving(mission_id):
@@ -470,25 +616,60 @@ def _replay_to_map(item: MapItem) -> tuple[MissionContext, _MapCall]:
 def _run(item: MapItem, call: _Call) -> str:
     """`fn(item)` and the item's checkpoint in one transaction, fenced by the item's token."""
     call.ctx._current_step_name = item.name
+    total = len(call.items)
+    slots_to_pass_on = call.max_parallel is not None and call.max_parallel < total
     try:
         with transaction.atomic():
             result = _checked_size(item.name, to_json(_call_fn(call, item)))
-            now = timezone.now()
-            recorded = _fenced(item).update(
-                status=ItemStatus.COMPLETED,
-                result=result,
-                error="",
-                finished_at=now,
-                lease_owner="",
-                lease_expires_at=None,
-                enqueued_at=None,
-            )
-            if not recorded:
-                raise StaleItem(str(item))
-            _settle(item, limit=call.max_parallel)
+            # An item that sent the database nothing (a call to another system) has nothing
+            # to commit with its result: one statement records it, without BEGIN and COMMIT.
+            alone = not slots_to_pass_on and _transaction_not_begun()
+            if not alone:
+                _record_completed(item, result)
+                if slots_to_pass_on:
+                    _settle(item, limit=call.max_parallel)
+        if alone:
+            _record_completed(item, result)
     finally:
         call.ctx._current_step_name = None
+    if not slots_to_pass_on:
+        _wake_if_settled(item, total=total)
     return "completed"
+
+
+def _transaction_not_begun() -> bool:
+    """Inside an outermost atomic block on PostgreSQL: whether no statement was sent since it
+    began (psycopg begins the transaction with the first statement)."""
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return False
+    return connection.connection.info.transaction_status == TransactionStatus.IDLE
+
+
+def _record_completed(item: MapItem, result: Any) -> None:
+    recorded = _taken_through_this_connection(item) and _update_completed(item, result)
+    if not recorded:
+        raise StaleItem(str(item))
+
+
+def _update_completed(item: MapItem, result: Any) -> int:
+    if postgres_fast_paths.on_postgresql():  # prepared: composed and planned once
+        params = {
+            "result": json.dumps(result),
+            "now": timezone.now(),
+            "item": item.id,
+            "token": item.fencing_token,
+        }
+        with postgres_fast_paths.execute_prepared(RECORD, params) as cursor:
+            return cursor.rowcount
+    return _fenced(item).update(
+        status=ItemStatus.COMPLETED,
+        result=result,
+        error="",
+        finished_at=timezone.now(),
+        lease_owner="",
+        lease_expires_at=None,
+        enqueued_at=None,
+    )
 
 
 def _call_fn(call: _Call, item: MapItem) -> Any:
@@ -514,6 +695,8 @@ def _record_failure(item: MapItem, exc: Exception, *, policy: RetryPolicy, final
     retry = not final and policy.is_retryable(exc) and item.attempts < policy.max_attempts
     now = timezone.now()
     with transaction.atomic():
+        if not _taken_through_this_connection(item):
+            return "stale"
         fenced = _fenced(item)
         if retry:
             # Backing off keeps the slot; the scheduler sends the item again when it is due.

@@ -22,6 +22,14 @@ class McpServer(models.Model):
     env = models.JSONField(default=dict, blank=True, help_text="stdio: extra environment")
     url = models.URLField(blank=True, help_text="streamable HTTP: the endpoint URL")
     timeout_seconds = models.FloatField(default=30.0)
+    rate_limit = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text='calls to this server, shared by all workers, e.g. "20/s" or "1000/h"',
+    )
+    tool_rate_limits = models.JSONField(
+        default=dict, blank=True, help_text='per tool, e.g. {"issue_refund": "10/s"}'
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -8,7 +8,15 @@ from django.db.models import Q
 
 from missions.mcp_models import McpServer
 
-__all__ = ["Event", "EventDelivery", "MapItem", "McpServer", "Mission", "Step"]
+__all__ = [
+    "ConcurrencyLimit",
+    "Event",
+    "EventDelivery",
+    "MapItem",
+    "McpServer",
+    "Mission",
+    "Step",
+]
 
 
 class Mission(models.Model):
@@ -30,9 +38,12 @@ class Mission(models.Model):
         MAP = "map", "Parallel steps"
         MISSIONS = "missions", "Other missions"
         ANY = "any", "First of several"
+        QUEUED = "queued", "Queued for a concurrency slot"
+        RATE_LIMIT = "rate_limit", "Rate limit"
 
     FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
     RUNNABLE_STATUSES = (Status.PENDING, Status.RUNNING)
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.WAITING, Status.PAUSED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Indexed by mission_type_idx (type, -created_at): a second index would only cost writes.
@@ -42,7 +53,17 @@ class Mission(models.Model):
     input = models.JSONField(default=dict)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     verdict = models.JSONField(null=True, blank=True)
+    outcome = models.CharField(
+        max_length=50, blank=True, help_text="the business answer, e.g. refunded or rejected"
+    )
+    summary = models.CharField(max_length=300, blank=True, help_text="the verdict in one line")
     error = models.TextField(blank=True)
+    priority = models.SmallIntegerField(
+        default=0, help_text="higher runs first: takes free slots and worker time first"
+    )
+    concurrency_key = models.CharField(
+        max_length=200, blank=True, help_text="the key its mission type's concurrency limit counts"
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -66,7 +87,7 @@ class Mission(models.Model):
 
     current_step = models.CharField(max_length=200, blank=True)
     step_count = models.PositiveIntegerField(default=0, help_text="completed checkpoints")
-    waiting_on = models.CharField(max_length=10, choices=WaitingOn.choices, blank=True)
+    waiting_on = models.CharField(max_length=12, choices=WaitingOn.choices, blank=True)
     waiting_detail = models.CharField(max_length=300, blank=True)
     waiting_since = models.DateTimeField(null=True, blank=True)
     waiting_event = models.CharField(max_length=200, blank=True)
@@ -96,9 +117,12 @@ class Mission(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Nothing indexes the columns a step changes (lease, progress): PostgreSQL then updates
+        # the row in place on its page (a HOT update) instead of writing into every index, on
+        # each lease and each checkpoint. The scheduler finds lost leases among the few
+        # runnable missions through mission_status_idx.
         indexes = [
             models.Index(fields=["status", "wake_at"], name="mission_due_idx"),
-            models.Index(fields=["status", "lease_expires_at"], name="mission_lease_idx"),
             models.Index(fields=["-created_at"], name="mission_newest_idx"),
             models.Index(fields=["status", "-created_at"], name="mission_status_idx"),
             models.Index(fields=["type", "-created_at"], name="mission_type_idx"),
@@ -112,6 +136,18 @@ class Mission(models.Model):
                 fields=["parent", "created_at"],
                 name="mission_children_idx",
                 condition=Q(parent__isnull=False),
+            ),
+            # A concurrency limit counts a type's (and key's) unfinished missions...
+            models.Index(
+                fields=["type", "concurrency_key"],
+                name="mission_active_slot_idx",
+                condition=Q(status__in=["pending", "running", "waiting", "paused"]),
+            ),
+            # ...and admits the next queued one, by priority then age.
+            models.Index(
+                fields=["type", "concurrency_key", "-priority", "created_at"],
+                name="mission_queue_idx",
+                condition=Q(status="waiting", waiting_on="queued"),
             ),
         ]
         constraints = [
@@ -161,6 +197,9 @@ class Step(models.Model):
         Mission, on_delete=models.CASCADE, related_name="steps", db_index=False
     )
     name = models.CharField(max_length=200)
+    title = models.CharField(
+        max_length=300, blank=True, help_text="what the step did, in business terms"
+    )
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STEP)
     status = models.CharField(max_length=10, choices=Status.choices)
@@ -291,3 +330,28 @@ class EventDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.mission_id}:{self.step_name}"
+
+
+class ConcurrencyLimit(models.Model):
+    """A mission type's concurrency cap, per key or for the whole type: the row that admitting
+    a mission and freeing a slot both lock, so a cap holds with any number of workers."""
+
+    mission_type = models.CharField(max_length=100)
+    key = models.CharField(max_length=200, blank=True, help_text="blank: the whole type")
+    limit = models.PositiveIntegerField(help_text="as declared by the mission type's code")
+    admissions = models.PositiveBigIntegerField(
+        default=0, help_text="slots granted; every few go to the longest-waiting mission"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["mission_type", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mission_type", "key"], name="concurrency_limit_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        scope = f" [{self.key}]" if self.key else ""
+        return f"{self.mission_type}{scope}: {self.limit} at once"

@@ -25,6 +25,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 from missions.models import Event, EventDelivery, Mission, Step
@@ -48,10 +49,10 @@ WITH fenced AS (
 NEW_STEP = f"""
 , step AS (
     INSERT INTO {Step._meta.db_table}
-           (mission_id, name, position, kind, status, attempts, result, error,
+           (mission_id, name, title, position, kind, status, attempts, result, error,
             idempotency_key, wait, started_at, finished_at)
-    SELECT id, %(name)s, %(position)s, %(kind)s, 'completed', %(attempts)s, %(result)s::jsonb,
-           '', %(key)s, '{{}}'::jsonb, %(started)s, %(now)s
+    SELECT id, %(name)s, %(title)s, %(position)s, %(kind)s, 'completed', %(attempts)s,
+           %(result)s::jsonb, '', %(key)s, '{{}}'::jsonb, %(started)s, %(now)s
       FROM fenced
  RETURNING id
 )"""
@@ -62,7 +63,7 @@ RECORDED_STEP = f"""
 , step AS (
     UPDATE {Step._meta.db_table}
        SET status = 'completed', attempts = %(attempts)s, result = %(result)s::jsonb,
-           error = '', finished_at = %(now)s
+           error = '', finished_at = %(now)s, title = %(title)s
      WHERE id = %(step)s AND mission_id IN (SELECT id FROM fenced)
  RETURNING id
 )"""
@@ -114,6 +115,20 @@ def on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+def execute_prepared(sql: str, params: dict) -> psycopg.Cursor:
+    """Run `sql` as a statement prepared once per connection: PostgreSQL plans it once, not on
+    every step, and the parameters travel apart from the query. Django's own cursors bind
+    parameters on the client, and psycopg cannot prepare on those (it ignores `prepare=True`)."""
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    try:
+        cursor.execute(sql, params, prepare=True)
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
+
+
 def lease(*, mission_id, worker: str, now: datetime, expires: datetime) -> Mission | None:
     """The mission, leased to `worker`; None if it is not runnable or someone holds it."""
     params = {
@@ -123,11 +138,9 @@ def lease(*, mission_id, worker: str, now: datetime, expires: datetime) -> Missi
         "mission": mission_id,
         "runnable": list(Mission.RUNNABLE_STATUSES),
     }
-    connection.ensure_connection()
     # A prepared statement and the fields' own converters (JSON, for one): raw() spent longer
     # composing the row than PostgreSQL spent taking the lease.
-    with connection.connection.cursor() as cursor:
-        cursor.execute(LEASE, params, prepare=True)
+    with execute_prepared(LEASE, params) as cursor:
         row = cursor.fetchone()
     if row is None:
         return None
@@ -139,9 +152,7 @@ def lease(*, mission_id, worker: str, now: datetime, expires: datetime) -> Missi
 def steps_from(*, mission_id, position: int) -> list[Step]:
     """The mission's steps at `position` and after, in order: a prepared statement, where the
     ORM spent longer composing the query than PostgreSQL spent answering it."""
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        cursor.execute(STEPS, {"mission": mission_id, "position": position}, prepare=True)
+    with execute_prepared(STEPS, {"mission": mission_id, "position": position}) as cursor:
         rows = cursor.fetchall()
     return [_instance(Step, row) for row in rows]
 
@@ -169,9 +180,7 @@ def lease_connection_held(mission: Mission) -> bool:
 def delivered_payload(*, mission_id, step_name: str) -> tuple[bool, Any]:
     """Whether an event was delivered to this wait, and its payload: one prepared statement
     (the ORM spends four times as long composing the same query, on every wake-up)."""
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        cursor.execute(DELIVERED, {"mission": mission_id, "step": step_name}, prepare=True)
+    with execute_prepared(DELIVERED, {"mission": mission_id, "step": step_name}) as cursor:
         row = cursor.fetchone()
     if row is None:
         return False, None
@@ -209,6 +218,7 @@ def complete_step(
     params = {
         "now": now,
         "name": step.name,
+        "title": step.title,
         "keep": keep_lease,
         "mission": mission.id,
         "token": token,
@@ -221,10 +231,7 @@ def complete_step(
         "step": step.pk,
         "lines": json.dumps(cleaned),
     }
-    connection.ensure_connection()
-    # A server-side prepared statement: the plan is made once per connection, not per step.
-    with connection.connection.cursor() as cursor:
-        cursor.execute(SQL[created], params, prepare=True)
+    with execute_prepared(SQL[created], params) as cursor:
         step_id, line_ids = cursor.fetchone()
     if step_id is None:
         return False

@@ -24,6 +24,7 @@ __all__ = [
     "RetryPolicy",
     "ScheduleSpec",
     "Timer",
+    "Verdict",
     "get_definition",
     "load_mission_modules",
     "mission",
@@ -99,6 +100,22 @@ class DecisionResult:
             "decided_by": self.decided_by,
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
         }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a mission may return: its business answer (`outcome`, e.g. "refunded" or
+    "rejected"), that answer in one line for people (`summary`), and the JSON `details`.
+
+    A mission that returns a plain dict instead gets its "outcome" and "summary" keys read."""
+
+    outcome: str
+    summary: str = ""
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        summary = {"summary": self.summary} if self.summary else {}
+        return {**self.details, "outcome": self.outcome, **summary}
 
 
 # What `ctx.wait_any` waits for: the first of them to settle wins (docs/authoring.md).
@@ -181,6 +198,15 @@ class MissionDefinition:
     input_model: type[BaseModel] | None = None
     description: str = field(default="")
     schedule: ScheduleSpec | None = None
+    # At most `concurrency` missions of this type unfinished at once, per `concurrency_key`
+    # (a function of the validated input: the customer, the tenant) when given (concurrency.py).
+    concurrency: int | None = None
+    concurrency_key: Callable[[Any], Any] | None = None
+    # Business keys people search by (input field names) and the input field holding the
+    # mission's amount, shown in lists and exports (docs/authoring.md).
+    searchable: tuple[str, ...] = ()
+    amount: str = ""
+    currency: str = ""
 
     def input_schema(self) -> dict:
         if self.input_model is None:
@@ -214,13 +240,26 @@ def mission(
     schedule_input: dict | None = None,
     schedule_timezone: str = "UTC",
     schedule_catch_up: str = "once",
+    searchable: tuple[str, ...] = (),
+    amount: str = "",
+    currency: str = "",
+    concurrency: int | None = None,
+    concurrency_key: Callable[[Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn(ctx, input)` as mission `name` at `version`.
 
     New missions start on the highest version; in-flight missions keep the version they
     started with, so keep old versions registered until their missions finish. With a
     `schedule` (cron), the mission also starts at every fire time with `schedule_input`.
+    `searchable` names the input fields people search missions and decisions by; `amount`
+    the input field with the mission's amount (in `currency`), shown in lists and exports.
+    With `concurrency=N`, at most N missions of this type are unfinished at once (per
+    `concurrency_key(input)` when given); the others queue for a slot (missions.concurrency).
     """
+    if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
+        raise ValueError(f"mission {name!r}: concurrency must be a positive whole number")
+    if concurrency_key is not None and concurrency is None:
+        raise ValueError(f"mission {name!r}: concurrency_key needs concurrency=N")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         definition = MissionDefinition(
@@ -230,7 +269,13 @@ def mission(
             fn=fn,
             input_model=input,
             description=(fn.__doc__ or "").strip(),
+            searchable=(searchable,) if isinstance(searchable, str) else tuple(searchable),
+            amount=amount,
+            currency=currency,
+            concurrency=concurrency,
+            concurrency_key=concurrency_key,
         )
+        _check_business_keys(definition)
         if schedule:
             definition = _with_schedule(
                 definition,
@@ -243,6 +288,16 @@ def mission(
         return fn
 
     return register
+
+
+def _check_business_keys(definition: MissionDefinition) -> None:
+    # A misspelt key would silently never match: fail at import, where the author sees it.
+    fields = definition.input_model.model_fields if definition.input_model else None
+    for key in (*definition.searchable, *filter(None, [definition.amount])):
+        if fields is not None and key not in fields:
+            raise ValueError(f"mission {definition.name!r}: {key!r} is not a field of its input")
+        if not key.isidentifier() or "__" in key:  # it becomes a JSON key lookup
+            raise ValueError(f"mission {definition.name!r}: {key!r} is not a plain field name")
 
 
 def _with_schedule(definition: MissionDefinition, spec: ScheduleSpec) -> MissionDefinition:

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Min, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from missions.models import MapItem, Mission, Step
 from missions.runtime import MissionDefinition, registered_definitions
+from missions.search import mission_search_q
 
 
 def mission_sees_all(user: AbstractBaseUser) -> bool:
@@ -39,7 +40,8 @@ def mission_list(
     parent=None,
 ) -> QuerySet[Mission]:
     """Visible missions, newest first, filtered by status, type, parent mission (its
-    children) and a search term; each with its children at hand (no query per row)."""
+    children) and a search term (missions.search: title, type, requester, id prefix and the
+    business keys the type declares); each with its children at hand (no query per row)."""
     missions = missions_visible_to(user).prefetch_related(_CHILDREN)
     if parent:
         missions = missions.filter(parent_id=parent)
@@ -47,16 +49,8 @@ def mission_list(
         missions = missions.filter(status=status)
     if type:
         missions = missions.filter(type=type)
-    if search:
-        term = search.strip()
-        query = (
-            Q(type__icontains=term)
-            | Q(title__icontains=term)
-            | Q(started_by__username__icontains=term)
-        )
-        if len(term) >= 8:
-            query |= Q(id__startswith=term) if _looks_like_uuid_prefix(term) else Q()
-        missions = missions.filter(query)
+    if search and search.strip():
+        missions = missions.filter(mission_search_q(search))
     return missions.order_by("-created_at", "-id")
 
 
@@ -64,20 +58,18 @@ def mission_list(
 _CHILDREN = Prefetch(
     "children",
     queryset=Mission.objects.only(
-        "id", "type", "status", "verdict", "parent_id", "created_at"
+        "id", "type", "status", "outcome", "summary", "verdict", "parent_id", "created_at"
     ).order_by("created_at", "id"),
 )
 
 
 def mission_children(*, mission: Mission) -> list[Mission]:
     """The missions `mission` started (ctx.start_mission), in the order it started them."""
+    if mission.step_count == 0:  # a child starts in a step and commits with its checkpoint
+        return []
     if "children" in getattr(mission, "_prefetched_objects_cache", {}):
         return list(mission.children.all())
     return list(_CHILDREN.queryset.filter(parent_id=mission.id))
-
-
-def _looks_like_uuid_prefix(term: str) -> bool:
-    return all(c in "0123456789abcdef-" for c in term.lower())
 
 
 def mission_get_for(*, user: AbstractBaseUser, mission_id) -> Mission | None:
@@ -328,7 +320,46 @@ def missions_stuck(*, limit: int = 500) -> list[tuple[Mission, str]]:
         reason = _children_stuck_reason(mission)
         if reason:
             stuck.append((mission, reason))
+    queued = Mission.objects.filter(
+        status=Mission.Status.WAITING,
+        waiting_on=Mission.WaitingOn.QUEUED,
+        waiting_since__lt=late,
+    )
+    for mission in queued.order_by("waiting_since")[:limit]:
+        stuck.append((mission, _queued_stuck_reason(mission)))
+    rate_limited = Mission.objects.filter(
+        status=Mission.Status.WAITING,
+        waiting_on=Mission.WaitingOn.RATE_LIMIT,
+        waiting_since__lt=late,
+    ).exclude(wake_at__lt=late)  # an overdue one is listed above, as the scheduler's
+    for mission in rate_limited.order_by("waiting_since")[:limit]:
+        stuck.append((mission, _rate_limited_reason(mission, now=now)))
     return stuck
+
+
+def _rate_limited_reason(mission: Mission, *, now) -> str:
+    """A mission held by a rate limit: behind which, and for how long so far."""
+    waited = int((now - mission.waiting_since).total_seconds() // 60)
+    return (
+        f"rate-limited in '{mission.current_step}' for {waited} min: waiting for "
+        f"{mission.waiting_detail}; raise the limit if it is too low for the load"
+    )
+
+
+def _queued_stuck_reason(mission: Mission) -> str:
+    """A long-queued mission: its place, and the missions holding the slots it waits for."""
+    holders = (
+        Mission.objects.filter(
+            type=mission.type,
+            concurrency_key=mission.concurrency_key,
+            status__in=Mission.ACTIVE_STATUSES,
+        )
+        .exclude(waiting_on=Mission.WaitingOn.QUEUED)
+        .order_by("created_at")
+    )
+    parts = [_where_child_stands(holder) for holder in holders[:5]]
+    behind = "; ".join(parts) if parts else "none: the scheduler admits it on its next tick"
+    return f"{mission_queue_label(mission=mission)}; the slots are held by: {behind}"
 
 
 def _children_stuck_reason(mission: Mission) -> str | None:
@@ -384,3 +415,68 @@ def _map_stuck_reason(mission: Mission, *, late) -> str | None:
         f"running, {counts['pending']} pending, {counts['failed']} failed, {counts['done']} of "
         f"{counts['total']} done{since}: are workers and the scheduler running?"
     )
+
+
+# --- concurrency limits (missions.concurrency): where a queued mission stands ---------------
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    position: int  # 1-based
+    total: int
+
+    def __str__(self) -> str:
+        return f"{ordinal(self.position)} of {self.total}"
+
+
+def ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10)
+    return f"{number}{suffix or 'th'}"
+
+
+def mission_queue_place(*, mission: Mission) -> QueuePlace | None:
+    """A queued mission's place in its queue ("3rd of 12"), by priority then age, as the
+    next free slot would pick; None if the mission is not queued. One query."""
+    if mission.status != Mission.Status.WAITING or mission.waiting_on != Mission.WaitingOn.QUEUED:
+        return None
+    ahead = Q(priority__gt=mission.priority) | Q(
+        priority=mission.priority, created_at__lt=mission.created_at
+    )
+    counts = Mission.objects.filter(
+        type=mission.type,
+        concurrency_key=mission.concurrency_key,
+        status=Mission.Status.WAITING,
+        waiting_on=Mission.WaitingOn.QUEUED,
+    ).aggregate(total=Count("id"), ahead=Count("id", filter=ahead))
+    return QueuePlace(position=counts["ahead"] + 1, total=max(counts["total"], 1))
+
+
+def mission_queue_label(*, mission: Mission) -> str:
+    """Like "Queued (3rd of 12) for a slot of Refund for C-1 (5 at once)"; "" if not queued."""
+    place = mission_queue_place(mission=mission)
+    if place is None:
+        return ""
+    return f"Queued ({place}) for {mission.waiting_detail or 'a concurrency slot'}"
+
+
+def concurrency_limits_with_use(limits: QuerySet) -> QuerySet:
+    """ConcurrencyLimit rows annotated with `running` (missions holding a slot: running,
+    waiting on anything but a slot, or paused) and `queued` (missions waiting for one)."""
+    queued = Q(waiting_on=Mission.WaitingOn.QUEUED)
+
+    def count(condition: Q) -> Coalesce:
+        missions = (
+            Mission.objects.filter(
+                type=OuterRef("mission_type"),
+                concurrency_key=OuterRef("key"),
+                status__in=Mission.ACTIVE_STATUSES,
+            )
+            .filter(condition)
+            .order_by()
+            .values("type")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return Coalesce(Subquery(missions), 0)
+
+    return limits.annotate(running=count(~queued), queued=count(queued))

@@ -17,9 +17,18 @@ from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
 from decisions.waits import (
+    decisions_remind_and_escalate,
     decisions_settled_for_any_wait,
     decisions_settled_for_waiting_step,
     decisions_withdraw,
+)
+from missions.concurrency import (
+    PriorityError,
+    admit_lost_wakes,
+    concurrency_key_for,
+    mission_admit_or_queue,
+    mission_slot_freed,
+    priority_checked,
 )
 from missions.engine import enqueue_advance
 from missions.fan_out import map_items_recover, map_items_retry
@@ -84,8 +93,8 @@ def _refuse_unstorable(**fields: Any) -> None:
         raise MissionInputError(problem.message, {problem.path: [problem.message]})
 
 
-def _wake_on_commit(mission_id) -> None:
-    transaction.on_commit(lambda: enqueue_advance(mission_id))
+def _wake_on_commit(mission_id, *, priority: int = 0) -> None:
+    transaction.on_commit(lambda: enqueue_advance(mission_id, priority=priority))
 
 
 @dataclass(frozen=True)
@@ -103,14 +112,21 @@ def mission_start(
     parent: Mission | None = None,
     parent_step: str = "",
     title: str = "",
+    priority: int = 0,
 ) -> StartResult:
     """Validate the input against the mission type's model and start the mission.
 
     With an `idempotency_key`, a repeat by the same user returns the first mission
     (`created=False`); the same key with a different request raises MissionConflict.
     A child mission names its `parent` and the `parent_step` that started it. `title` names
-    this mission for people (default: the mission type's title).
+    this mission for people (default: the mission type's title). A higher `priority`
+    (-10..10) takes free concurrency slots and worker time first. A type declaring
+    `concurrency=N` with N unfinished already stores the mission queued (missions.concurrency).
     """
+    try:
+        priority = priority_checked(priority)
+    except PriorityError as exc:
+        raise MissionInputError("invalid priority", {"priority": [str(exc)]}) from exc
     definition = get_definition(type)
     if definition is None:
         raise UnknownMissionType(f"unknown mission type '{type}'")
@@ -123,6 +139,7 @@ def mission_start(
     _refuse_unstorable(input=validated, idempotency_key=idempotency_key, title=title)
     if len(title) > Mission._meta.get_field("title").max_length:
         raise MissionInputError("invalid mission title", {"title": ["at most 200 characters"]})
+    slot_key = _concurrency_key(definition, validated)
     fingerprint = _fingerprint({"type": type, "input": validated})
     user = started_by if started_by is not None and started_by.is_authenticated else None
     if idempotency_key:
@@ -142,8 +159,12 @@ def mission_start(
                 enqueued_at=timezone.now(),
                 parent=parent,
                 parent_step=parent_step,
+                priority=priority,
+                concurrency_key=slot_key,
             )
-            _wake_on_commit(mission.id)
+            limit = definition.concurrency
+            if limit is None or mission_admit_or_queue(mission, limit=limit):
+                _wake_on_commit(mission.id, priority=priority)
     except IntegrityError:
         # Two identical requests raced: the other one created it.
         existing = _mission_for_key(user, idempotency_key, fingerprint)
@@ -151,6 +172,14 @@ def mission_start(
             raise
         return StartResult(existing, False)
     return StartResult(mission, True)
+
+
+def _concurrency_key(definition, validated: dict) -> str:
+    try:
+        return concurrency_key_for(definition, validated)
+    except Exception as exc:  # the author's key function refused this input
+        message = f"concurrency_key could not key this input: {type(exc).__name__}: {exc}"
+        raise MissionInputError("invalid mission input", {"input": [message]}) from exc
 
 
 def _mission_for_key(user, key: str, fingerprint: str) -> Mission | None:
@@ -201,6 +230,7 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser | None, reason: str
     )
     decisions_withdraw(mission_id=mission.id, by=by)
     mission_wake_parent(mission=mission)
+    mission_slot_freed(mission)  # the next queued mission of its type takes the slot
     observation_record(
         mission=mission,
         kind="cancelled",
@@ -229,7 +259,8 @@ def mission_pause(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
 
 @transaction.atomic
 def mission_resume(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
-    """Let a paused mission go on; waits it was in are re-checked and resumed or re-entered."""
+    """Let a paused mission go on; waits it was in are re-checked and resumed or re-entered.
+    One paused while queued for a concurrency slot queues again (in its place)."""
     mission = _changed(
         mission.id, (Status.PAUSED,), status=Status.RUNNING, enqueued_at=timezone.now()
     )
@@ -237,7 +268,13 @@ def mission_resume(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
     observation_record(
         mission=mission, kind="resumed", message=f"Resumed by {who}", data={"by": who}
     )
-    _wake_on_commit(mission.id)
+    if mission.waiting_on == Mission.WaitingOn.QUEUED:
+        Mission.objects.filter(id=mission.id).update(status=Status.WAITING, enqueued_at=None)
+        mission.status = Status.WAITING
+        mission_slot_freed(mission)  # admitted now if a slot is free
+        mission.refresh_from_db()
+        return mission
+    _wake_on_commit(mission.id, priority=mission.priority)
     return mission
 
 
@@ -273,7 +310,10 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser | None) -> Mission:
     observation_record(
         mission=mission, kind="resumed", message=f"Retried by {who}", data={"by": who}
     )
-    _wake_on_commit(mission.id)
+    definition = get_definition(mission.type)
+    limit = definition.concurrency if definition else None
+    if limit is None or mission_admit_or_queue(mission, limit=limit):  # queues for a slot again
+        _wake_on_commit(mission.id, priority=mission.priority)
     return mission
 
 
@@ -376,13 +416,16 @@ TICK_BATCH = 500
 
 def missions_tick() -> dict[str, int]:
     """One scheduler pass (Celery beat, every STUDIOX_TICK_SECONDS): wake due timers, time-outs
-    and back-offs; re-enqueue missions whose worker died or whose message was lost."""
+    and back-offs; re-enqueue missions whose worker died or whose message was lost; remind
+    and escalate overdue decisions ("reminded", "escalated")."""
     return {
+        **decisions_remind_and_escalate(),
         "woken": _wake_due(),
         "events": _wake_missed_events(),
         "decisions": _wake_settled_decisions(),
         "missions": _wake_missed_mission_ends(),
         "recovered": _requeue_lost(),
+        "admitted": admit_lost_wakes(),
         "map_items": map_items_recover(batch=TICK_BATCH),
     }
 
@@ -447,9 +490,11 @@ def _requeue_lost() -> int:
         | Q(lease_expires_at__isnull=True, enqueued_at__lt=grace)
         | Q(lease_expires_at__isnull=True, enqueued_at__isnull=True)
     )
-    ids = list(lost.values_list("id", flat=True)[:TICK_BATCH])
-    if ids:
-        Mission.objects.filter(id__in=ids).update(enqueued_at=now)
-        for mission_id in ids:
-            enqueue_advance(mission_id)
-    return len(ids)
+    rows = list(lost.values_list("id", "priority")[:TICK_BATCH])
+    if rows:
+        Mission.objects.filter(id__in=[mission_id for mission_id, _ in rows]).update(
+            enqueued_at=now
+        )
+        for mission_id, priority in rows:
+            enqueue_advance(mission_id, priority=priority)
+    return len(rows)

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,8 +23,10 @@ from django.views.decorators.http import require_GET, require_POST
 from missions import selectors, services
 from missions.models import Mission
 from missions.runtime import get_definition
+from missions.search import mission_export_header, mission_export_rows
 from observations import selectors as observation_selectors
 from observations.timeline import mission_timeline
+from studiox.csv_export import csv_response
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def mission_list(request: HttpRequest) -> HttpResponse:
         search=filters["q"] or None,
         parent=filters["parent"] or None,
     )
+    if request.GET.get("format") == "csv":
+        return _missions_csv(missions)
     page = Paginator(missions, PAGE_SIZE).get_page(request.GET.get("page"))
     kept = {key: value for key, value in filters.items() if value}
     context = {
@@ -59,11 +63,22 @@ def mission_list(request: HttpRequest) -> HttpResponse:
         "statuses": Mission.Status.choices,
         "types": selectors.mission_types(),
         "querystring": urlencode(kept) + "&" if kept else "",
+        "csv_querystring": urlencode({**kept, "format": "csv"}),
     }
     template = "missions/mission_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#table"
     return render(request, template, context)
+
+
+def _missions_csv(missions) -> StreamingHttpResponse:
+    """The filtered list, every page of it; children are not listed, so not prefetched."""
+    rows = missions.prefetch_related(None).iterator(chunk_size=500)
+    return csv_response(
+        filename=f"missions-{timezone.now():%Y%m%d-%H%M%S}.csv",
+        header=mission_export_header(),
+        rows=mission_export_rows(rows),
+    )
 
 
 @login_required
@@ -78,12 +93,15 @@ def mission_detail(request: HttpRequest, mission_id) -> HttpResponse:
     covered = observation_selectors.mission_rail_labels(user=request.user, mission=mission)
     scope = observation_selectors.observations_of_missions(mission_ids=covered)
     last_seq = scope.order_by("-id").values_list("id", flat=True).first() or 0
+    technical = observation_selectors.wants_technical_view(request.GET.get("view"))
+    shown = scope if technical else observation_selectors.business_lines(scope)
     context |= {
         "last_seq": last_seq,
         "observations": observation_selectors.observations_latest(
-            scope=scope, limit=OBSERVATIONS_SHOWN
+            scope=shown, limit=OBSERVATIONS_SHOWN
         ),
         "observations_shown": OBSERVATIONS_SHOWN,
+        "technical_view": technical,
     }
     return render(request, "missions/mission_detail.html", context)
 

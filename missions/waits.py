@@ -9,10 +9,12 @@ the decision or has committed its wait before `mission_wake` looks.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
-from missions.engine import enqueue_advance
+from missions.handover import advance_woken
 from missions.models import Mission
 
 Status = Mission.Status
@@ -30,8 +32,22 @@ def mission_wake(*, mission_id) -> bool:
         status=Status.RUNNING, wake_at=None, enqueued_at=timezone.now(), updated_at=timezone.now()
     )
     if woken:
-        transaction.on_commit(lambda: enqueue_advance(mission_id))
+        transaction.on_commit(lambda: advance_woken(mission_id))
     return bool(woken)
+
+
+# A delayed wake may arrive this early (the sender's and the worker's clocks).
+DUE_TOLERANCE = timedelta(milliseconds=50)
+
+
+def mission_wake_if_due(*, mission_id) -> bool:
+    """Wake a waiting mission whose due time has come (a rate limit's next slot): what the
+    delayed message of a short wait does; True if it was woken. A message that arrives a
+    little early still wakes it, as the step asks its limiter again anyway."""
+    due = Mission.objects.filter(
+        id=mission_id, status=Status.WAITING, wake_at__lte=timezone.now() + DUE_TOLERANCE
+    )
+    return due.exists() and mission_wake(mission_id=mission_id)
 
 
 # A parent suspended in `ctx.wait_for_missions` or `ctx.wait_any` (docs/authoring.md).
@@ -51,5 +67,5 @@ def mission_wake_parent(*, mission: Mission) -> bool:
     )
     if woken:
         parent_id = mission.parent_id
-        transaction.on_commit(lambda: enqueue_advance(parent_id))
+        transaction.on_commit(lambda: advance_woken(parent_id))
     return bool(woken)

@@ -6,6 +6,9 @@ in bounded batches, then live ones. Pushes through the channel layer are hints: 
 also reads the database every STUDIOX_LIVE_POLL_SECONDS, which is what makes the in-memory
 layer (worker pushes cannot reach the web process) and a dropped push still deliver.
 
+Both streams carry business lines only (observations.models); ws/missions/<uuid>/?view=technical
+carries a mission's technical lines too.
+
 Frames sent: {"type": "ready", "seq": N} once subscribed, then
 {"type": "observations", "observations": [payload, ...]} with payloads as in
 observations.services.observation_payload plus "mission_title" and "html", the line as the
@@ -33,6 +36,7 @@ from django.db import connections
 from missions.selectors import mission_get_for, missions_visible_to
 from observations import selectors
 from observations.lines import observation_line_html
+from observations.models import line_is_technical
 from observations.publish import RAIL_GROUP, mission_group
 from studiox.websockets import CLOSE_BAD_FRAME, StudioConsumer
 
@@ -76,6 +80,7 @@ class ObservationStream(StudioConsumer):
 
     group_name = ""
     own_mission = ""  # a mission's page: its own lines carry no mission label
+    technical = False  # technical lines too (a mission's technical view), not business only
     subscribed = False
 
     async def connect(self) -> None:
@@ -138,14 +143,20 @@ class ObservationStream(StudioConsumer):
             self.seen[payload["seq"]] = now
             self.cursor = max(self.cursor, payload["seq"])
             fresh.append(payload)
+        # The cursor passed technical lines too: they are skipped, not read again.
+        if not self.technical:
+            fresh = [p for p in fresh if not line_is_technical(kind=p["kind"], data=p.get("data"))]
         if fresh:
             own = self.own_mission
             lines = [{**p, "html": observation_line_html(p, own_mission=own)} for p in fresh]
             await self.send_json({"type": "observations", "observations": lines})
 
-    async def _start_cursor(self) -> int:
+    def _query(self, name: str) -> str | None:
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        after = _as_seq((query.get("after") or [None])[0])
+        return (query.get(name) or [None])[0]
+
+    async def _start_cursor(self) -> int:
+        after = _as_seq(self._query("after"))
         if after is not None:
             return after
         return await _db(selectors.observation_last_seq)()
@@ -204,6 +215,7 @@ class MissionObservationsConsumer(ObservationStream):
         self.mission = mission
         self.mission_id = str(mission.id)
         self.own_mission = self.mission_id
+        self.technical = selectors.wants_technical_view(self._query("view"))
         self.group_name = mission_group(self.mission_id)
         self.labels: dict[str, str] = await _db(self._covered)()
         self.followed: set[str] = {self.mission_id}

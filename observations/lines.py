@@ -23,6 +23,7 @@ def observation_line_html(payload: dict, *, own_mission: str = "") -> str:
         step_name=payload.get("step") or "",
         kind=payload["kind"],
         message=payload["message"],
+        data=payload.get("data") or {},
         created_at=parse_datetime(payload["created_at"]),
     )
     # Built from the payload, not read: the stream renders without a query per line.

@@ -1,4 +1,34 @@
 from django.db import models
+from django.db.models import Q
+
+# Who a line is for: people read business lines ("Looked up order A-1004", "Waiting for
+# supervisor decision", the verdict's summary); technical lines (a step completed without a
+# title, a retry with its exception text, a retry's back-off) show only on a mission's
+# technical view. The engine marks technical lines with data["technical"]; a completed step
+# without a title is one too, whoever wrote it.
+TECHNICAL_KINDS = frozenset({"retrying"})
+
+
+def line_is_technical(*, kind: str, data: object) -> bool:
+    """Whether a line (an observation's kind and data) belongs to the technical view only."""
+    data = data if isinstance(data, dict) else {}
+    if kind in TECHNICAL_KINDS or data.get("technical") is True:
+        return True
+    return kind == "step_completed" and not data.get("title")
+
+
+def technical_lines() -> Q:
+    """line_is_technical as a query; every part is true or false, never NULL, so excluding
+    it keeps every business line."""
+    marked = Q(data__has_key="technical") & Q(data__technical=True)
+    untitled_step = Q(kind="step_completed") & ~Q(data__has_key="title")
+    return Q(kind__in=TECHNICAL_KINDS) | marked | untitled_step
+
+
+class ObservationQuerySet(models.QuerySet):
+    def business(self) -> "ObservationQuerySet":
+        """The lines people read by default (the technical view shows every line)."""
+        return self.exclude(technical_lines())
 
 
 class Observation(models.Model):
@@ -28,6 +58,8 @@ class Observation(models.Model):
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ObservationQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["mission", "id"], name="observation_mission_seq_idx")]
@@ -38,3 +70,7 @@ class Observation(models.Model):
     @property
     def seq(self) -> int:
         return self.id
+
+    @property
+    def is_technical(self) -> bool:
+        return line_is_technical(kind=self.kind, data=self.data)

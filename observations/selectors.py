@@ -52,9 +52,13 @@ def mission_observations(
     return list(Observation.objects.filter(mission=mission, id__gt=after).order_by("id")[:limit])
 
 
-def mission_recent_observations(*, mission: Mission, limit: int = 20) -> list[Observation]:
-    """The mission's last `limit` rail lines, oldest first."""
-    recent: QuerySet[Observation] = Observation.objects.filter(mission=mission).order_by("-id")
+def mission_recent_observations(
+    *, mission: Mission, limit: int = 20, business: bool = False
+) -> list[Observation]:
+    """The mission's last `limit` rail lines (its business lines only, with `business`),
+    oldest first."""
+    lines = Observation.objects.filter(mission=mission)
+    recent: QuerySet[Observation] = (lines.business() if business else lines).order_by("-id")
     return list(reversed(recent[:limit]))
 
 
@@ -93,6 +97,19 @@ def observation_last_seq() -> int:
     """The highest sequence number written so far (0 when there is none)."""
     last = Observation.objects.order_by("-id").values_list("id", flat=True).first()
     return last or 0
+
+
+TECHNICAL_VIEW = "technical"  # ?view=technical on a mission's page and its stream
+
+
+def wants_technical_view(value: str | None) -> bool:
+    """Whether a page or stream asked for the technical view (every line, not business only)."""
+    return (value or "").strip().lower() == TECHNICAL_VIEW
+
+
+def business_lines(scope: QuerySet[Observation]) -> QuerySet[Observation]:
+    """The lines of `scope` that people read by default (observations.models)."""
+    return scope.business()
 
 
 def observations_latest(*, scope: QuerySet[Observation], limit: int = 30) -> list[Observation]:

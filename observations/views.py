@@ -25,7 +25,8 @@ def rail(request: HttpRequest) -> HttpResponse:
     # The cursor is read before the feed: a line committed in between arrives twice at most
     # (the page drops repeats), never not at all.
     last_seq = selectors.observation_last_seq()
-    scope = selectors.observations_visible_to(user)
+    # The rail speaks business terms; technical lines stay on each mission's technical view.
+    scope = selectors.business_lines(selectors.observations_visible_to(user))
     context |= {
         "last_seq": last_seq,
         "latest": selectors.observations_latest(scope=scope, limit=FEED_SIZE),

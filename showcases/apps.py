@@ -3,7 +3,11 @@ from importlib import import_module
 from django.apps import AppConfig
 
 # Each module registers its missions with @mission when imported.
-SHOWCASE_MISSION_MODULES = ("showcases.refund.mission", "showcases.reconciliation.mission")
+SHOWCASE_MISSION_MODULES = (
+    "showcases.refund.mission",
+    "showcases.reconciliation.mission",
+    "showcases.delivery.mission",
+)
 
 
 class ShowcasesConfig(AppConfig):

@@ -7,6 +7,7 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from integrations.rates import parse as parse_rate
 from studiox.env import env_bool, env_float, env_int, env_list, env_proxy_ssl_header, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "studiox.api.middleware.ApiRequestLimitMiddleware",
     "studiox.safe_input.RefuseNulMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "studiox.static_files.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "decisions.context_processors.pending_decisions",
             ],
         },
     },
@@ -108,6 +110,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_studiox.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The engine's hottest statements ask to be prepared (missions.postgres_fast_paths);
+    # Django turns psycopg's prepared statements off unless a threshold is set. Its own
+    # queries bind parameters on the client and are never prepared either way.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
     # Under ASGI each request runs its sync code in a thread of its own, so a connection kept
     # per thread meant a new PostgreSQL connection per request: the web server (studiox.asgi
     # sets 8) takes connections from a pool of this size. 0: one kept per thread (workers).
@@ -225,15 +231,24 @@ TEST_RUNNER_SUFFIX = f"-{TEST_RUNNER}" if TEST_RUNNER else ""
 # catch up from the database, so a push that cannot cross processes costs only latency.
 CHANNEL_LAYER_URL = env_str("STUDIOX_CHANNEL_LAYER_URL", "memory://")
 if CHANNEL_LAYER_URL.startswith(("redis://", "rediss://")):
+    CHANNEL_PREFIX = env_str("STUDIOX_CHANNEL_PREFIX", "studiox") + TEST_RUNNER_SUFFIX
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py 8 reads with a 5 s socket timeout by default, the same as the
-                # layer's blocking pop: a consumer's receive then fails at random after 5 s
-                # idle ("Timeout reading from ...") and its WebSocket closes. Wait longer.
-                "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 15}],
-                "prefix": env_str("STUDIOX_CHANNEL_PREFIX", "studiox") + TEST_RUNNER_SUFFIX,
+                "hosts": [
+                    {
+                        "address": CHANNEL_LAYER_URL,
+                        # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                        # the layer's blocking pop: a consumer's receive then fails at random
+                        # after 5 s idle ("Timeout reading from ...") and its WebSocket
+                        # closes. Wait longer.
+                        "socket_timeout": 15,
+                        # Named, so that CLIENT LIST tells the layer's connections apart.
+                        "client_name": CHANNEL_PREFIX,
+                    }
+                ],
+                "prefix": CHANNEL_PREFIX,
             },
         }
     }
@@ -252,7 +267,7 @@ CACHE_URL = env_str("STUDIOX_CACHE_URL", "locmem://")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "studiox.cache.SharedClientRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "studiox" + TEST_RUNNER_SUFFIX,
         }
@@ -313,6 +328,25 @@ STUDIOX_LLM_BASE_URL = env_str("STUDIOX_LLM_BASE_URL")
 STUDIOX_LLM_API_KEY = env_str("STUDIOX_LLM_API_KEY")
 STUDIOX_LLM_TIMEOUT_SECONDS = env_float("STUDIOX_LLM_TIMEOUT_SECONDS", 60.0)
 STUDIOX_LLM_MAX_TOKENS = env_int("STUDIOX_LLM_MAX_TOKENS", 1024)
+# Rate limits on the LLM provider, shared by every worker (integrations.ratelimit): calls
+# ("60/min", blank: none) and tokens per minute (0: none).
+STUDIOX_LLM_RATE_LIMIT = env_str("STUDIOX_LLM_RATE_LIMIT")
+STUDIOX_LLM_TOKENS_PER_MINUTE = env_int("STUDIOX_LLM_TOKENS_PER_MINUTE", 0)
+# Where rate limits keep their windows: Redis (the broker's, when it is Redis) or "database".
+STUDIOX_RATE_LIMIT_URL = env_str(
+    "STUDIOX_RATE_LIMIT_URL",
+    BROKER_URL if BROKER_URL.startswith(("redis://", "rediss://")) else "database",
+)
+if not STUDIOX_RATE_LIMIT_URL.startswith(("redis://", "rediss://", "database")):
+    raise ImproperlyConfigured(
+        f"Unexpected value STUDIOX_RATE_LIMIT_URL={STUDIOX_RATE_LIMIT_URL}, "
+        "use redis://host:port/db or database"
+    )
+if STUDIOX_LLM_RATE_LIMIT:
+    try:
+        parse_rate(STUDIOX_LLM_RATE_LIMIT)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"STUDIOX_LLM_RATE_LIMIT: {exc}") from exc
 
 # Celery: steps are idempotent, so tasks are acknowledged late.
 CELERY_BROKER_URL = BROKER_URL
@@ -325,7 +359,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "polling_interval": 0.05,
     }
     if BROKER_URL.startswith("filesystem://")
-    else {"visibility_timeout": 3600}
+    # Redis keeps one list per message priority and serves 0 first: a mission's priority
+    # (-10..10) maps onto all ten (missions.engine.enqueue_advance). The filesystem broker
+    # has no priorities.
+    else {"visibility_timeout": 3600, "priority_steps": list(range(10))}
 )
 if BROKER_URL.startswith("filesystem://"):
     # kombu's own filesystem transport lets a consumer take a half-written message (broker.py).
@@ -387,8 +424,8 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# E-mail: console on the embedded default; SMTP when configured.
-EMAIL_BACKEND = env_str("STUDIOX_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# E-mail: one line per message in the log on the embedded default; SMTP when configured.
+EMAIL_BACKEND = env_str("STUDIOX_EMAIL_BACKEND", "studiox.logs.OneLineConsoleEmailBackend")
 EMAIL_HOST = env_str("STUDIOX_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("STUDIOX_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("STUDIOX_FROM_EMAIL", "studiox@localhost")
@@ -397,15 +434,23 @@ DEFAULT_FROM_EMAIL = env_str("STUDIOX_FROM_EMAIL", "studiox@localhost")
 EMAIL_TIMEOUT = env_int("STUDIOX_EMAIL_TIMEOUT", 10)
 # Where links in e-mails point (the address people open the app at).
 STUDIOX_BASE_URL = env_str("STUDIOX_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Role webhooks (decisions.webhooks): a short timeout, since a worker waits on each POST;
+# 5xx, 429 and network errors are retried after RETRY_SECONDS, doubling, up to MAX_ATTEMPTS.
+STUDIOX_WEBHOOK_TIMEOUT_SECONDS = env_float("STUDIOX_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+STUDIOX_WEBHOOK_MAX_ATTEMPTS = env_int("STUDIOX_WEBHOOK_MAX_ATTEMPTS", 5)
+STUDIOX_WEBHOOK_RETRY_SECONDS = env_float("STUDIOX_WEBHOOK_RETRY_SECONDS", 10.0)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"websocket_chatter": {"()": "studiox.logs.DropWebSocketChatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("STUDIOX_LOG_LEVEL", "INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},
+        # uvicorn logs each WebSocket opened and closed here (studiox.logs says why not).
+        "uvicorn.error": {"filters": ["websocket_chatter"]},
         # A line per task received and per task done (the scheduler ticks every second, a
         # busy worker runs hundreds of steps a second) would bury what operators need to see.
         **{

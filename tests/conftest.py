@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 # Fixtures of tests.support, offered to every test that asks for one by name.
 from tests.support.live import live_web, live_web_factory, live_worker  # noqa: F401
 from tests.support.llm import llm_server  # noqa: F401
-from tests.support.rail import fast_polls  # noqa: F401
+from tests.support.rail import fast_polls, slow_polls  # noqa: F401
 
 IN_CI = os.getenv("CI") == "true"
 

@@ -1,9 +1,11 @@
 """The API's rate limits (studiox.api.throttling) count requests in sliding windows: one small
 counter per window in the cache, shared by every web process."""
 
+import uuid
 from types import SimpleNamespace
 
 import pytest
+import redis
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
@@ -11,6 +13,28 @@ from studiox.api.throttling import UserThrottle
 from tests.support.api import fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
+
+
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+@pytest.fixture(autouse=True, params=["locmem", "redis"])
+def counters(request, settings):
+    """The counters in each cache StudioX runs with: per process, or Redis (one pipeline per
+    request), under a prefix of this test's own (other test runners share the database)."""
+    if request.param == "locmem":
+        return
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("needs Redis")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "studiox.cache.SharedClientRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"throttle-test-{uuid.uuid4()}",
+        }
+    }
 
 
 @pytest.fixture

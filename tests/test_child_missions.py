@@ -106,10 +106,13 @@ def test_results_come_in_order_and_a_failed_child_does_not_fail_the_parent(reque
         "id": str(children[1].id),
         "type": "test_refuse",
         "status": "failed",
+        "outcome": "",
+        "summary": "",
         "verdict": None,
         "error": "refund of 5000 exceeds the limit",
     }
     assert results[0]["verdict"] == {"outcome": "counted", "total": 1}
+    assert results[0]["outcome"] == "counted"
 
 
 def test_a_childs_end_wakes_its_parent_in_the_same_transaction(requester):
@@ -270,9 +273,10 @@ def test_the_api_shows_parent_and_children_and_filters_by_parent(requester):
 
     body = client.get(f"/api/missions/{parent.id}/").json()
     assert body["parent"] is None
+    blank = {"outcome": "", "summary": "", "verdict": None}
     assert body["children"] == [
-        {"id": str(first.id), "type": "test_count", "status": "pending", "verdict": None},
-        {"id": str(second.id), "type": "test_refuse", "status": "failed", "verdict": None},
+        {"id": str(first.id), "type": "test_count", "status": "pending", **blank},
+        {"id": str(second.id), "type": "test_refuse", "status": "failed", **blank},
     ]
     child = client.get(f"/api/missions/{first.id}/").json()
     assert (child["parent"], child["children"]) == (str(parent.id), [])

@@ -154,7 +154,7 @@ def test_a_leased_mission_is_not_advanced_by_a_second_delivery():
 def test_a_duplicate_advance_after_the_step_runs_the_next_step_not_the_same_one():
     mission = start("test_count", steps=2)
     assert mission_advance(mission_id=mission.id) == Outcome.CONTINUE
-    assert mission_advance(mission_id=mission.id) == Outcome.CONTINUE
+    # The second step, and the verdict the code returns right after it, in the same task.
     assert mission_advance(mission_id=mission.id) == Outcome.FINISHED
     assert mission_advance(mission_id=mission.id) == Outcome.SKIPPED
     assert [s.attempts for s in mission.steps.all()] == [1, 1]
@@ -247,15 +247,18 @@ def test_ctx_now_is_replay_safe():
         seen.append(ctx.now())
         ctx.step("a", lambda: 1)
         seen.append(ctx.now())
+        ctx.step("b", lambda: 2)
+        seen.append(ctx.now())
         return {"outcome": "ok"}
 
     mission("test_clock", version=1, input=ChangingInput)(clocked)
     try:
         m = drain(start("test_clock"))
         assert m.status == "succeeded"
-        # Two passes: both saw the same first reading, then the checkpoint's time.
-        assert seen[0] == seen[1] == m.created_at
-        assert seen[2] == m.steps.get(name="a").finished_at
+        # Two passes (a, then b); the second replays a and reads what the first read.
+        first_pass, second_pass = seen[:2], seen[2:4]
+        assert first_pass == second_pass == [m.created_at, m.steps.get(name="a").finished_at]
+        assert seen[4] == m.steps.get(name="b").finished_at
     finally:
         _registry.pop("test_clock", None)
 

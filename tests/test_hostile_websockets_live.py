@@ -79,13 +79,17 @@ def test_a_real_server_refuses_a_foreign_origin_at_the_handshake(live_web, reque
 
 
 def layer_reads_blocked_in_redis() -> int:
-    """Connections of the channel layer's Redis database parked in a blocking read."""
+    """This test runner's channel-layer connections parked in a blocking read (other runners'
+    live pages share the Redis database)."""
     import redis
 
     client = redis.Redis.from_url(settings.CHANNEL_LAYER_URL)
     try:
-        db = client.connection_pool.connection_kwargs.get("db", 0)
-        return sum(1 for c in client.client_list() if int(c["db"]) == db and c["cmd"] == "bzpopmin")
+        return sum(
+            1
+            for c in client.client_list()
+            if c["name"] == settings.CHANNEL_PREFIX and c["cmd"] == "bzpopmin"
+        )
     finally:
         client.close()
 
@@ -106,6 +110,16 @@ def test_refused_and_closed_sockets_leave_no_read_behind_in_redis(live_web, requ
             await close_code(f"{base}/ws/rail/", origin, cookie, "not json")
             await close_code(f"{base}/ws/missions/{mission.id}/", origin, cookie, b"\x00")
 
+    async def an_open_page_is_counted() -> bool:
+        headers = {"Cookie": f"sessionid={cookie}"}
+        async with connect(f"{base}/ws/rail/", origin=origin, additional_headers=headers):
+            for _ in range(100):
+                if layer_reads_blocked_in_redis():
+                    return True
+                await asyncio.sleep(0.1)
+        return False
+
+    assert run(an_open_page_is_counted), "an open page's read is what this test counts"
     run(body)
     eventually(
         lambda: layer_reads_blocked_in_redis() == 0, what="no read left in Redis", attempts=100

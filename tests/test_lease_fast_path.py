@@ -64,3 +64,19 @@ def test_a_lease_replaces_a_connection_postgresql_dropped_while_idle():
     leased = lease_acquire(mission.id, "worker-a")
     assert leased is not None and leased.lease_owner == "worker-a"
     assert connection.connection.info.backend_pid != dropped
+
+
+def test_a_step_s_statements_are_prepared_once_per_connection():
+    """PostgreSQL plans the lease and the checkpoint once per connection, not on every step
+    (Django's own cursors bind on the client, where nothing can be prepared)."""
+    mission = start_counting(steps=3)
+    while engine.mission_advance(mission_id=mission.id) != engine.Outcome.FINISHED:
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any(
+        statement.lstrip().startswith("UPDATE") and "fencing_token" in statement
+        for statement in prepared
+    ), prepared
+    assert any("WITH fenced AS" in statement for statement in prepared), prepared

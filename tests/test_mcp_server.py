@@ -63,14 +63,15 @@ def test_an_agent_lists_tools_starts_a_mission_and_follows_it(live_web, requeste
 
     start = (
         "start_mission",
-        {"type": "test_count", "input": {"steps": 2}, "idempotency_key": "m-1"},
+        {"type": "test_count", "input": {"steps": 2}, "idempotency_key": "m-1", "priority": 3},
     )
     [(error, first), (_, again)] = call(live_web.url, token, start, start)
     assert not error, first
     assert (first["created"], again["created"]) == (True, False)
     mission_id = first["mission"]["id"]
     assert again["mission"]["id"] == mission_id
-    assert Mission.objects.get(id=mission_id).started_by == requester
+    stored = Mission.objects.get(id=mission_id)
+    assert (stored.started_by, stored.priority) == (requester, 3)
 
     processes.worker()
 
@@ -97,10 +98,12 @@ def test_tools_refuse_what_the_api_refuses(live_web, requester, outsider):
         ("get_mission", {"mission_id": "not-a-uuid"}),
         ("send_event", {"event": "shipped", "key": "k"}),
         ("start_mission", {"type": "test_count", "input": {}, "idempotency_key": "k" * 201}),
+        ("start_mission", {"type": "test_count", "input": {"steps": 1}, "priority": 11}),
     )
     assert all(error for error, _ in answers), answers
-    bad_input, unknown, hidden_one, malformed, event, long_key = (text for _, text in answers)
+    bad_input, unknown, hidden_one, malformed, event, long_key, urgent = (t for _, t in answers)
     assert "idempotency_key: use at most 200 characters" in long_key
+    assert "priority must be a whole number from -10 to 10" in urgent
     assert "amount" in bad_input
     assert "unknown mission type 'nope'" in unknown
     assert "not-a-uuid" in malformed and str(hidden.id) in hidden_one

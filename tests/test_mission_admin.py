@@ -133,3 +133,54 @@ def test_steps_and_observations_have_their_own_read_only_lists(admin_client, adm
         assert admin_client.get(reverse(name, args=args)).status_code == 200, name
     assert admin_client.get(reverse("admin:observations_observation_add")).status_code == 403
     assert admin_client.get(reverse("admin:missions_step_add")).status_code == 403
+
+
+START = "admin:missions_mission_start"
+
+
+def test_an_operator_starts_a_mission_with_a_priority(admin_client, admin_user):
+    page = admin_client.get(reverse(CHANGELIST))
+    assert reverse(START) in page.text  # the changelist links to the form
+    response = admin_client.post(
+        reverse(START),
+        {
+            "type": "test_sleep",
+            "title": "Nightly sleeper",
+            "input": '{"seconds": 60}',
+            "priority": 7,
+        },
+    )
+    mission = Mission.objects.get(title="Nightly sleeper")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:missions_mission_change", args=[mission.id])
+    assert (mission.type, mission.priority, mission.input) == ("test_sleep", 7, {"seconds": 60})
+    assert mission.started_by == admin_user
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"input": '{"seconds": "soon"}', "priority": 0}, "seconds"),
+        ({"input": "{not json", "priority": 0}, "Enter a valid JSON"),
+        ({"input": "{}", "priority": 11}, "less than or equal to 10"),
+    ],
+)
+def test_the_start_form_says_what_is_wrong_and_starts_nothing(admin_client, fields, message):
+    response = admin_client.post(reverse(START), {"type": "test_sleep", **fields})
+    assert response.status_code == 200
+    assert message in response.text
+    assert not Mission.objects.exists()
+
+
+def test_starting_from_the_admin_needs_the_change_permission(requester):
+    from django.contrib.auth.models import Permission
+
+    requester.is_staff = True
+    requester.save()
+    requester.user_permissions.add(Permission.objects.get(codename="view_mission"))
+    client = Client()
+    client.force_login(requester)
+    assert client.get(reverse(START)).status_code == 403
+    response = client.post(reverse(START), {"type": "test_sleep", "input": "{}", "priority": 0})
+    assert response.status_code == 403
+    assert not Mission.objects.exists()

@@ -25,18 +25,6 @@ from tests.support.rail import (  # noqa: F401 - an autouse fixture
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def quick_polls(settings):
-    """Polls many times a second: a newly started child is found at once."""
-    settings.STUDIOX_LIVE_POLL_SECONDS = 0.05
-
-
-@pytest.fixture
-def slow_polls(settings):
-    """Polls too rare to matter within a test: whatever arrives after the first was pushed."""
-    settings.STUDIOX_LIVE_POLL_SECONDS = 3600
-
-
 def child_of(parent: Mission, title: str) -> Mission:
     return mission_for(parent.started_by, title=title, parent=parent, parent_step=f"start:{title}")
 
@@ -169,9 +157,7 @@ def test_a_childs_line_is_pushed_to_the_parents_reader(requester, family, slow_p
     assert line["mission_title"] == "FX revaluation"
 
 
-def test_a_child_started_after_the_reader_connected_joins_the_stream(
-    requester, family, quick_polls
-):
+def test_a_child_started_after_the_reader_connected_joins_the_stream(requester, family, fast_polls):
     parent, bank, _fx = family
 
     cookie = session_cookie(requester)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from channels.layers import channel_layers
+from channels_redis.core import RedisChannelLayer
 from django.db import connection, transaction
 
 from observations.publish import (
@@ -111,3 +112,33 @@ def test_nothing_is_pushed_for_a_transaction_that_rolls_back(requester, monkeypa
     with transaction.atomic():
         observation_record(mission=mission, kind="note", message="committed")
     assert [[p["message"] for p in batch] for batch in pushed] == [["committed"]]
+
+
+@pytest.mark.production
+def test_only_groups_someone_follows_are_sent_to(monkeypatch):
+    """One count per batch finds the followed groups; nobody's groups cost no group_send."""
+    redis_layer()
+    sent_to = []
+    real_group_send = RedisChannelLayer.group_send
+
+    async def recording_group_send(self, group, message):
+        sent_to.append(group)
+        await real_group_send(self, group, message)
+
+    monkeypatch.setattr(RedisChannelLayer, "group_send", recording_group_send)
+    listener = channel_layers.make_backend("default")
+
+    async def body():
+        channel = await listener.new_channel()
+        await listener.group_add(mission_group("watched"), channel)
+        try:
+            publish_observations([payload(1, "watched"), payload(2, "unwatched")])
+            message = await asyncio.wait_for(listener.receive(channel), timeout=10)
+            await asyncio.to_thread(publisher_flush)
+            return message
+        finally:
+            await listener.group_discard(mission_group("watched"), channel)
+
+    message = run(body)
+    assert [p["seq"] for p in message["observations"]] == [1]
+    assert sent_to == [mission_group("watched")]

@@ -28,12 +28,6 @@ from tests.support.rail import (  # noqa: F401 - an autouse fixture
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def slow_polls(settings):
-    """Polls too rare to matter within a test: whatever arrives was pushed."""
-    settings.STUDIOX_LIVE_POLL_SECONDS = 3600
-
-
 def test_it_refuses_an_anonymous_reader(requester):
     mission = mission_for(requester)
 

@@ -85,10 +85,16 @@ def start(quarter: str = QUARTER, threshold: str = "100.00") -> Mission:
 
 
 def run(mission: Mission) -> Mission:
-    """Advance the parent and its children until none moves on its own any more."""
+    """Advance the parent and its children until none moves on its own any more. A child's
+    back-off (a ledger read that timed out on a busy machine) is brought forward, as time
+    would; the parent's are left for the tests to see."""
     before = None
     for _ in range(100):
-        family = [mission, *Mission.objects.filter(parent=mission).order_by("created_at")]
+        children = list(Mission.objects.filter(parent=mission).order_by("created_at"))
+        for child in children:
+            if child.waiting_on == Mission.WaitingOn.RETRY:
+                make_due(child)
+        family = [mission, *children]
         for member in family:
             if not member.is_final:
                 drain(member)
@@ -108,12 +114,20 @@ def posted(path) -> list[tuple]:
 
 
 def decide(mission: Mission, step: str, username: str, outcome: str = "approved") -> None:
+    decision = Decision.objects.filter(mission=mission, step_name=step, status="pending").first()
+    assert decision, f"no pending {step}: {family_state(mission)}"
     decision_decide(
-        decision=Decision.objects.get(mission=mission, step_name=step, status="pending"),
+        decision=decision,
         user=User.objects.get(username=username),
         outcome=outcome,
         comment="checked the bank statement",
     )
+
+
+def family_state(mission: Mission) -> list[tuple]:
+    """Where the parent and each child stand, and why (for a failure's message)."""
+    family = Mission.objects.filter(id=mission.id) | Mission.objects.filter(parent=mission)
+    return list(family.values_list("type", "status", "waiting_on", "error"))
 
 
 def rail(mission: Mission) -> list[str]:
@@ -156,6 +170,12 @@ def test_the_seeded_quarter_has_two_discrepancies_and_finance_signs_off(ledgers)
     assert mission.status == "succeeded", mission.error
     verdict = mission.verdict
     assert verdict["outcome"] == "adjusted"
+    assert (mission.outcome, mission.summary) == (
+        "adjusted",
+        f"{QUARTER} reconciled: 2 of 12 systems adjusted to the general ledger (Bank, Expenses); "
+        "signed off by finance (finance)",
+    )
+    assert bank.summary.startswith("Compared Bank with the general ledger: 1,250.00 EUR apart")
     assert verdict["sign_off"] == {
         "role": "finance",
         "outcome": "approved",

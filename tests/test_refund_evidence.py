@@ -246,9 +246,11 @@ def test_the_offline_model_s_rationale_is_labelled_as_a_summary_of_the_evidence(
         "asked because “arrived damaged”, 42.00 EUR to refund after fees."
     )
     assert "offline rationale" not in context["rationale"]
-    assert fact(context, "Rationale written by")["value"] == (
-        "studiox-offline-1 (offline: no language model is configured)"
-    )
+    assert fact(context, "Rationale written by") == {
+        "label": "Rationale written by",
+        "value": "studiox-offline-1 (offline: no language model is configured)",
+        "source": "mission",
+    }
 
 
 # --- an unknown order ---------------------------------------------------------------------
@@ -284,7 +286,11 @@ def test_the_api_starts_an_unknown_order_and_the_mission_rejects_it(ledger):
     )
     assert response.status_code == 201
     mission = drain(Mission.objects.get(id=response.json()["id"]))
-    assert mission.verdict == {"outcome": "rejected", "reason": "no order A-9999 on record"}
+    assert mission.verdict == {
+        "outcome": "rejected",
+        "summary": "Rejected: no order A-9999 on record",
+        "reason": "no order A-9999 on record",
+    }
 
 
 # --- missions started on the first version --------------------------------------------------

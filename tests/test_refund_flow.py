@@ -101,6 +101,14 @@ def test_above_the_threshold_finance_signs_off_too(refunds, processes):
     assert mission.verdict["outcome"] == "refunded", mission.error
     assert [a["role"] for a in mission.verdict["approvals"]] == ["supervisor", "finance"]
     assert len(ledger_rows(refunds["ledger"])) == 1
+    refund_id = mission.verdict["payment"]["refund_id"]
+    assert (mission.outcome, mission.summary) == (
+        "refunded",
+        f"Refunded 740.00 EUR for A-1004 ({refund_id}); approved by supervisor and finance",
+    )
+    titles = dict(mission.steps.values_list("name", "title"))
+    assert titles["retrieve_order"] == "Looked up order A-1004"
+    assert titles["issue_refund"] == f"Paid refund {refund_id} of 740.00 EUR for A-1004"
 
 
 def test_a_rejected_refund_pays_nothing(refunds, processes):
@@ -114,13 +122,19 @@ def test_a_rejected_refund_pays_nothing(refunds, processes):
         comment="no evidence of damage",
     )
     mission = final(mission)
+    summary = (
+        "Rejected by supervisor (supervisor): refund of 60.00 EUR for A-1001: "
+        "“no evidence of damage”"
+    )
     assert mission.verdict == {
         "outcome": "rejected",
+        "summary": summary,
         "order_id": "A-1001",
         "by": "supervisor",
         "role": "supervisor",
         "comment": "no evidence of damage",
     }
+    assert (mission.outcome, mission.summary) == ("rejected", summary)
     assert ledger_rows(refunds["ledger"]) == []
 
 

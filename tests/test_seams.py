@@ -7,8 +7,9 @@ What each app may import of another (anything else fails here, a pair not listed
 - missions -> decisions: `decisions.waits` only: open, outcome, expire and withdraw a decision,
   and the subquery the scheduler uses to find a missed wake-up. The engine and the mission
   services need nothing else of decisions.
-- decisions -> missions: `missions.waits` only: wake a waiting mission and take its row lock
-  (the lock order is written down in both `waits` modules). Decisions read their mission
+- decisions -> missions: `missions.waits`: wake a waiting mission and take its row lock
+  (the lock order is written down in both `waits` modules); and `missions.search`: a decision
+  is found, listed and exported by its mission's business keys. Decisions read their mission
   through the `decision.mission` relation, which needs no import.
 - missions -> observations: `observations.services` (write a rail line), `observations.models`,
   `observations.selectors`, `observations.timeline` (read the rail for mission pages) and
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("missions", "decisions"): frozenset({"decisions.waits"}),
-    ("decisions", "missions"): frozenset({"missions.waits"}),
+    ("decisions", "missions"): frozenset({"missions.search", "missions.waits"}),
     ("missions", "observations"): frozenset(
         {
             "observations.models",

@@ -119,7 +119,7 @@ def test_production_urls_are_parsed(tmp_path):
     assert values["name"] == "studiox"
     assert values["broker"] == "redis://cache:6379/1"
     assert values["layer"] == "channels_redis.core.RedisChannelLayer"
-    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache"] == "studiox.cache.SharedClientRedisCache"
     assert values["hosts"] == ["studiox.example.com", "api.example.com"]
     assert values["modules"] == ["acme.missions", "acme.more"]
     assert values["debug"] is True

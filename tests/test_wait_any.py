@@ -106,6 +106,8 @@ def test_a_child_mission_wins(requester):
         "type": "test_event",
         "status": "succeeded",
         "verdict": {"outcome": "received", "payload": {"ok": True}},
+        "outcome": "received",
+        "summary": "",
         "error": "",
     }
     assert_withdrawn(branch_decision(parent), f"superseded by mission #{str(child.id)[:8]}")

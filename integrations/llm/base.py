@@ -5,6 +5,8 @@ from typing import Any
 
 from django.conf import settings
 
+from integrations import ratelimit
+
 
 class LLMRetryableError(Exception):
     """A passing trouble (rate limit, 5xx, time-out, connection): try again later, after
@@ -13,6 +15,14 @@ class LLMRetryableError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LLMRateLimited(LLMRetryableError, ratelimit.RateLimited):
+    """Over STUDIOX_LLM_RATE_LIMIT or STUDIOX_LLM_TOKENS_PER_MINUTE: nothing was sent; try at
+    `next_slot` (a caller that cannot wait retries after `retry_after` seconds)."""
+
+    def __init__(self, *, next_slot, limit: str):
+        ratelimit.RateLimited.__init__(self, next_slot=next_slot, limit=limit)
 
 
 class LLMError(Exception):

@@ -11,6 +11,11 @@ Two kinds of failure, because the engine treats them differently:
   a protocol error). The engine retries with back-off; the idempotency key makes that safe.
 - `ToolRefusedError`: a clear answer that retrying will not change (the tool returned
   isError, the server is unknown or misconfigured, the call was malformed).
+
+A server's `rate_limit` and its `tool_rate_limits` hold across every worker
+(integrations.ratelimit): a call over one raises `ToolRateLimited` with the next slot, before
+anything is sent. The limit is taken right before the tool call itself, inside the session,
+so the server sees the calls spaced as the limiter granted them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -28,10 +33,12 @@ from typing import IO, Any
 import anyio
 import mcp_types
 from django.conf import settings
+from django.db import connections
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
+from integrations import ratelimit
 from missions.models import McpServer
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -62,6 +69,20 @@ class ToolRefusedError(McpClientError):
     """The tool (or the configuration) said no; retrying will not help. The message says why."""
 
 
+class ToolRateLimited(ToolTransportError, ratelimit.RateLimited):
+    """Over the server's or the tool's rate limit: nothing was sent; try at `next_slot`."""
+
+    def __init__(self, *, next_slot, limit: str):
+        ratelimit.RateLimited.__init__(self, next_slot=next_slot, limit=limit)
+
+
+@dataclass(frozen=True)
+class _Limit:
+    key: str
+    rate: ratelimit.Rate
+    words: str  # "the payments API's rate limit (issue_refund, 10/s)"
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """How to reach one MCP server; `source` says where the configuration came from."""
@@ -73,6 +94,8 @@ class ServerConfig:
     url: str = ""
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     source: str = "settings"
+    rate_limit: str = ""
+    tool_rate_limits: Mapping[str, str] = field(default_factory=dict)
 
 
 def builtin_servers() -> dict[str, dict[str, Any]]:
@@ -100,6 +123,8 @@ def config_from_row(row: McpServer) -> ServerConfig:
             "env": row.env,
             "url": row.url,
             "timeout_seconds": row.timeout_seconds,
+            "rate_limit": row.rate_limit,
+            "tool_rate_limits": row.tool_rate_limits,
         },
         source="admin",
     )
@@ -146,6 +171,7 @@ def _config(name: str, data: Any, *, source: str) -> ServerConfig:
         raise bad("timeout_seconds must be a number") from None
     if timeout <= 0:
         raise bad("timeout_seconds must be positive")
+    rate_limit, tool_rate_limits = _rate_limits(data, bad)
     return ServerConfig(
         name=name,
         transport=transport,
@@ -154,7 +180,85 @@ def _config(name: str, data: Any, *, source: str) -> ServerConfig:
         url=url,
         timeout_seconds=timeout,
         source=source,
+        rate_limit=rate_limit,
+        tool_rate_limits=tool_rate_limits,
     )
+
+
+def _rate_limits(data: Mapping, bad: Callable[[str], Exception]) -> tuple[str, dict[str, str]]:
+    """The server's rate limit and its tools' ones, each checked to be a rate ("10/s")."""
+    rate_limit = data.get("rate_limit") or ""
+    per_tool = data.get("tool_rate_limits") or {}
+    if not isinstance(per_tool, Mapping) or not all(isinstance(k, str) for k in per_tool):
+        raise bad('tool_rate_limits must be an object: tool -> rate, e.g. {"issue_refund": "10/s"}')
+    for where, text in [("rate_limit", rate_limit)] + [
+        (f"tool_rate_limits[{tool}]", rate) for tool, rate in per_tool.items()
+    ]:
+        if not text and where == "rate_limit":
+            continue
+        try:
+            ratelimit.parse(text)
+        except ValueError as exc:
+            raise bad(f"{where}: {exc}") from None
+    return str(rate_limit), {tool: str(rate) for tool, rate in per_tool.items()}
+
+
+def rate_limits_for(config: ServerConfig, tool: str) -> list[_Limit]:
+    """The limits a call of `tool` counts against: the tool's own, then the server's."""
+    limits = []
+    if tool in config.tool_rate_limits:
+        rate = ratelimit.parse(config.tool_rate_limits[tool])
+        limits.append(
+            _Limit(
+                f"mcp:{config.name}:{tool}",
+                rate,
+                f"the {config.name} API's rate limit ({tool}, {rate})",
+            )
+        )
+    if config.rate_limit:
+        rate = ratelimit.parse(config.rate_limit)
+        limits.append(
+            _Limit(f"mcp:{config.name}", rate, f"the {config.name} API's rate limit ({rate})")
+        )
+    return limits
+
+
+def _check(limits: list[_Limit], *, waiter: str) -> None:
+    """ToolRateLimited if a limit has no room now (nothing is taken)."""
+    for limit in limits:
+        slot = ratelimit.try_acquire(limit.key, limit.rate, waiter=waiter, record=False)
+        if slot is not None:
+            raise ToolRateLimited(next_slot=slot, limit=limit.words)
+
+
+def _hold(limits: list[_Limit], *, waiter: str, seconds: float) -> list[ratelimit.Hold]:
+    """A slot held under every limit for the call about to be sent, else ToolRateLimited."""
+    holds: list[ratelimit.Hold] = []
+    try:
+        for limit in limits:
+            taken = ratelimit.try_hold(limit.key, limit.rate, waiter=waiter, hold_seconds=seconds)
+            if not isinstance(taken, ratelimit.Hold):
+                raise ToolRateLimited(next_slot=taken, limit=limit.words)
+            holds.append(taken)
+    except BaseException:
+        _release(holds)  # counted as calls made now: never fewer than were sent
+        raise
+    return holds
+
+
+def _release(holds: list[ratelimit.Hold]) -> None:
+    for hold in holds:
+        ratelimit.release(hold)
+
+
+def _beside_the_loop(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+    # Runs in a thread beside the session's event loop (the ORM refuses to run inside one);
+    # a database connection the thread opened is closed with it.
+    try:
+        return fn(**kwargs)
+    finally:
+        if ratelimit.backend_name() == "database":
+            connections.close_all()
 
 
 def call_tool(*, server: str, tool: str, arguments: dict, idempotency_key: str) -> dict:
@@ -167,9 +271,14 @@ def call_tool(*, server: str, tool: str, arguments: dict, idempotency_key: str) 
     Raises ToolTransportError (retry) or ToolRefusedError (do not), see the module docstring.
     """
     config = server_config(server)
+    limits = rate_limits_for(config, tool)
+    # A full window is seen before a server is spawned or connected to for nothing.
+    _check(limits, waiter=idempotency_key)
     with _stderr_capture() as errlog:
         try:
-            result = asyncio.run(_call(config, tool, dict(arguments), idempotency_key, errlog))
+            result = asyncio.run(
+                _call(config, tool, dict(arguments), idempotency_key, errlog, limits=limits)
+            )
         except Exception as exc:
             raise _classified(config, exc, errlog) from exc
     return _result_json(config, tool, result)
@@ -230,7 +339,13 @@ async def _list(config: ServerConfig, errlog: IO[str]) -> list[mcp_types.Tool]:
 
 
 async def _call(
-    config: ServerConfig, tool: str, arguments: dict, key: str, errlog: IO[str]
+    config: ServerConfig,
+    tool: str,
+    arguments: dict,
+    key: str,
+    errlog: IO[str],
+    *,
+    limits: list[_Limit],
 ) -> mcp_types.CallToolResult:
     # One deadline for spawning or connecting, the handshake, the listing and the call.
     with anyio.fail_after(config.timeout_seconds):
@@ -238,7 +353,17 @@ async def _call(
             schema = next((t.input_schema for t in await _tools(client) if t.name == tool), {})
             if IDEMPOTENCY_KEY in (schema.get("properties") or {}):
                 arguments.setdefault(IDEMPOTENCY_KEY, key)
-            return await client.call_tool(tool, arguments, meta={IDEMPOTENCY_KEY: key})
+            if not limits:
+                return await client.call_tool(tool, arguments, meta={IDEMPOTENCY_KEY: key})
+            # The slot is held from right before the call until its answer: the server
+            # receives it in between, so it never sees more calls in a window than the rate.
+            holds = await asyncio.to_thread(
+                _beside_the_loop, _hold, limits=limits, waiter=key, seconds=config.timeout_seconds
+            )
+            try:
+                return await client.call_tool(tool, arguments, meta={IDEMPOTENCY_KEY: key})
+            finally:
+                await asyncio.to_thread(_beside_the_loop, _release, holds=holds)
 
 
 def _result_json(config: ServerConfig, tool: str, result: mcp_types.CallToolResult) -> dict:

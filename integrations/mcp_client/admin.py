@@ -13,10 +13,20 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
-from integrations import mcp_client
+from integrations import mcp_client, ratelimit
 from missions.models import McpServer
 
-CONFIG_FIELDS = ["name", "transport", "command", "env", "url", "timeout_seconds", "enabled"]
+CONFIG_FIELDS = [
+    "name",
+    "transport",
+    "command",
+    "env",
+    "url",
+    "timeout_seconds",
+    "rate_limit",
+    "tool_rate_limits",
+    "enabled",
+]
 
 
 class McpServerForm(forms.ModelForm):
@@ -27,6 +37,26 @@ class McpServerForm(forms.ModelForm):
     class Meta:
         model = McpServer
         fields = CONFIG_FIELDS
+
+    def clean_rate_limit(self) -> str:
+        text = (self.cleaned_data.get("rate_limit") or "").strip()
+        if text:
+            try:
+                ratelimit.parse(text)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from exc
+        return text
+
+    def clean_tool_rate_limits(self) -> dict:
+        limits = self.cleaned_data.get("tool_rate_limits") or {}
+        if not isinstance(limits, dict):
+            raise ValidationError('an object of tool -> rate, e.g. {"issue_refund": "10/s"}')
+        for tool, text in limits.items():
+            try:
+                ratelimit.parse(text)
+            except ValueError as exc:
+                raise ValidationError(f"{tool}: {exc}") from exc
+        return limits
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -44,7 +74,15 @@ class McpServerForm(forms.ModelForm):
 @admin.register(McpServer)
 class McpServerAdmin(admin.ModelAdmin):
     form = McpServerForm
-    list_display = ["name", "transport", "endpoint", "timeout_seconds", "enabled", "updated_at"]
+    list_display = [
+        "name",
+        "transport",
+        "endpoint",
+        "timeout_seconds",
+        "rate_limit",
+        "enabled",
+        "updated_at",
+    ]
     list_filter = ["transport", "enabled"]
     search_fields = ["name", "url"]
     readonly_fields = ["tools", "created_at", "updated_at"]
@@ -52,6 +90,13 @@ class McpServerAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "transport", "enabled", "timeout_seconds"]}),
         ("stdio", {"fields": ["command", "env"]}),
         ("streamable HTTP", {"fields": ["url"]}),
+        (
+            "Rate limits",
+            {
+                "fields": ["rate_limit", "tool_rate_limits"],
+                "description": "shared by every worker; a call over a limit waits for its slot",
+            },
+        ),
         ("Tools", {"fields": ["tools"], "description": "asked from the server on each visit"}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

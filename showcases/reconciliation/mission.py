@@ -17,7 +17,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from knowledge.selectors import knowledge_record
-from missions.runtime import Decision, DecisionResult, NonRetryableError, Timer, mission
+from missions.runtime import Decision, DecisionResult, NonRetryableError, Timer, Verdict, mission
 
 # The demo systems, in the order the parent starts them: id (as the ledgers server knows it)
 # and the name people read.
@@ -118,22 +118,48 @@ def comparison_line(verdict: dict) -> str:
     )
 
 
-@mission("ledger_reconciliation", version=1, title="Ledger reconciliation", input=SystemRequest)
-def ledger_reconciliation(ctx, request: SystemRequest) -> dict:
+@mission(
+    "ledger_reconciliation",
+    version=1,
+    title="Ledger reconciliation",
+    input=SystemRequest,
+    searchable=("system", "quarter"),
+)
+def ledger_reconciliation(ctx, request: SystemRequest) -> Verdict:
     """Compare one system's quarter-end balances with the general ledger."""
+    name = SYSTEMS.get(request.system, request.system)
     balances = ctx.call_tool(
         "read_balances",
         server=LEDGERS,
         tool="read_balances",
         arguments={"system": request.system, "quarter": request.quarter},
+        title=f"Read the {request.quarter} balances of {name}",
     )
     key = f"{request.system}:{request.quarter}"
-    ledger = ctx.step("read_general_ledger", knowledge_record, GENERAL_LEDGER, key)
+    ledger = ctx.step(
+        "read_general_ledger",
+        knowledge_record,
+        GENERAL_LEDGER,
+        key,
+        title=lambda found: (
+            f"Read the general ledger of {name} for {request.quarter}"
+            if found
+            else f"Found no general-ledger record of {name} for {request.quarter}"
+        ),
+    )
     if ledger is None:
         raise NonRetryableError(f"no general-ledger record {key} in Enterprise Knowledge")
-    verdict = ctx.step("compare", compare_balances, balances, ledger)
-    ctx.observe(comparison_line(verdict), system=request.system, difference=verdict["difference"])
-    return verdict
+    verdict = ctx.step(
+        "compare",
+        compare_balances,
+        balances,
+        ledger,
+        title=lambda compared: (
+            f"Compared {len(compared['details']['accounts'])} accounts of {name} "
+            "with the general ledger"
+        ),
+    )
+    return Verdict(outcome=verdict["outcome"], summary=comparison_line(verdict), details=verdict)
 
 
 # --- the quarter: quarterly_reconciliation ----------------------------------------------------
@@ -144,8 +170,9 @@ def ledger_reconciliation(ctx, request: SystemRequest) -> dict:
     version=1,
     title="Quarterly reconciliation",
     input=QuarterRequest,
+    searchable=("quarter",),
 )
-def quarterly_reconciliation(ctx, request: QuarterRequest) -> dict:
+def quarterly_reconciliation(ctx, request: QuarterRequest) -> Verdict:
     """Reconcile every demo system with the general ledger for a quarter, get sign-off on
     large discrepancies and post the adjusting entries."""
     ids = [
@@ -241,27 +268,35 @@ def _post_adjusting_entries(ctx, request: QuarterRequest, apart: list[dict]) -> 
                     "memo": f"{request.quarter} reconciliation: brought in line with the "
                     "general ledger",
                 },
-            )
-            ctx.observe(
-                f"Posted {entry['entry_id']} on {details['name']} {row['account']}: "
-                f"{amount_text(amount, details['currency'], signed=True)}"
+                title=lambda posted, details=details, row=row, amount=amount: (
+                    f"Posted {posted['entry_id']} on {details['name']} {row['account']}: "
+                    f"{amount_text(amount, details['currency'], signed=True)}"
+                ),
             )
             entries.append(entry)
     return entries
 
 
-def _incomplete(ctx, request: QuarterRequest, children: list[dict], unfinished: list[dict]) -> dict:
+def _incomplete(
+    ctx, request: QuarterRequest, children: list[dict], unfinished: list[dict]
+) -> Verdict:
     failed = [
         {"system": system, "status": child["status"], "error": child["error"]}
         for system, child in zip(SYSTEMS, children, strict=True)
         if child in unfinished
     ]
-    ctx.observe(
-        f"{len(failed)} of {len(children)} systems could not be reconciled: "
+    line = (
+        f"{len(failed)} of {len(children)} systems could not be reconciled for "
+        f"{request.quarter}: "
         + ", ".join(SYSTEMS[f["system"]] for f in failed)
         + "; nothing posted"
     )
-    return {"outcome": "incomplete", "quarter": request.quarter, "failed": failed}
+    ctx.observe(line)
+    return Verdict(
+        outcome="incomplete",
+        summary=line,
+        details={"quarter": request.quarter, "failed": failed},
+    )
 
 
 def _summary_line(request: QuarterRequest, apart: list[dict], count: int) -> str:
@@ -350,25 +385,50 @@ def _verdict(
     outcome: str,
     sign_off: dict | None = None,
     entries: list[dict] | None = None,
-) -> dict:
+) -> Verdict:
     posted: dict[str, list[str]] = {}
     for entry in entries or []:
         posted.setdefault(entry["system"], []).append(entry["entry_id"])
-    return {
-        "outcome": outcome,
-        "quarter": request.quarter,
-        "threshold": str(request.threshold),
-        "discrepancies": sum(v["status"] == DISCREPANCY for v in verdicts),
-        "sign_off": sign_off,
-        "systems": [
-            {
-                "system": v["system"],
-                "name": v["details"]["name"],
-                "status": v["status"],
-                "difference": v["difference"],
-                "entries": posted.get(v["system"], []),
-            }
-            for v in verdicts
-        ],
-        "entries": entries or [],
-    }
+    summary = _verdict_summary(request, verdicts, outcome=outcome, sign_off=sign_off)
+    return Verdict(
+        outcome=outcome,
+        summary=summary,
+        details={
+            "quarter": request.quarter,
+            "threshold": str(request.threshold),
+            "discrepancies": sum(v["status"] == DISCREPANCY for v in verdicts),
+            "sign_off": sign_off,
+            "systems": [
+                {
+                    "system": v["system"],
+                    "name": v["details"]["name"],
+                    "status": v["status"],
+                    "difference": v["difference"],
+                    "entries": posted.get(v["system"], []),
+                }
+                for v in verdicts
+            ],
+            "entries": entries or [],
+        },
+    )
+
+
+def _verdict_summary(
+    request: QuarterRequest, verdicts: list[dict], *, outcome: str, sign_off: dict | None
+) -> str:
+    """The quarter's answer in one line, e.g. "2026-Q3 reconciled: 2 of 12 systems adjusted
+    (4 entries); signed off by finance"."""
+    apart = [v for v in verdicts if v["status"] == DISCREPANCY]
+    by = f"{sign_off['by'] or sign_off['role']} ({sign_off['role']})" if sign_off else ""
+    if outcome == "matched":
+        return f"{request.quarter} reconciled: all {len(verdicts)} systems agree"
+    if outcome == "adjusted":
+        names = ", ".join(v["details"]["name"] for v in apart)
+        signed = f"; signed off by {by}" if sign_off else "; all below the threshold"
+        return (
+            f"{request.quarter} reconciled: {len(apart)} of {len(verdicts)} systems adjusted "
+            f"to the general ledger ({names}){signed}"
+        )
+    if outcome == "expired":
+        return f"{request.quarter} not adjusted: the sign-off expired"
+    return f"{request.quarter} not adjusted: sign-off {outcome} by {by}"

@@ -17,7 +17,7 @@ from django.conf import settings
 from pydantic import BaseModel, Field
 
 from knowledge.services import knowledge_record, knowledge_search
-from missions.runtime import NonRetryableError, mission
+from missions.runtime import NonRetryableError, Verdict, mission
 from showcases.refund import payments as payments_system
 
 CENTS = Decimal("0.01")
@@ -30,6 +30,12 @@ class RefundRequest(BaseModel):
     )
     amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2, description="amount in EUR")
     reason: str = Field(min_length=3, max_length=500, description="the customer's reason")
+    customer_id: str = Field(
+        default="",
+        max_length=50,
+        description="the order's customer, e.g. C-504 (the refund form fills it in), to find "
+        "the customer's refunds by",
+    )
 
 
 def policy_passages(reason: str) -> list[dict]:
@@ -124,32 +130,65 @@ RATIONALE_SCHEMA = {
 }
 
 
-@mission("customer_refund", version=2, title="Customer refund", input=RefundRequest)
-def customer_refund(ctx, request: RefundRequest) -> dict:
+@mission(
+    "customer_refund",
+    version=2,
+    title="Customer refund",
+    input=RefundRequest,
+    searchable=("order_id", "customer_id"),
+    amount="amount",
+    currency=CURRENCY,
+)
+def customer_refund(ctx, request: RefundRequest) -> Verdict:
     """Refund a customer's order after policy check and approvals, paid through MCP."""
-    order = ctx.step("retrieve_order", knowledge_record, "order", request.order_id)
+    order = ctx.step(
+        "retrieve_order",
+        knowledge_record,
+        "order",
+        request.order_id,
+        title=lambda found: (
+            f"Looked up order {request.order_id}"
+            if found
+            else f"Found no order {request.order_id} on record"
+        ),
+    )
     if order is None:
-        return {"outcome": "rejected", "reason": f"no order {request.order_id} on record"}
+        return Verdict(
+            outcome="rejected",
+            summary=f"Rejected: no order {request.order_id} on record",
+            details={"reason": f"no order {request.order_id} on record"},
+        )
     figures = _read_payments(ctx, "read_payments", request)
-    passages = ctx.step("retrieve_policy", policy_passages, request.reason)
+    passages = ctx.step(
+        "retrieve_policy",
+        policy_passages,
+        request.reason,
+        title=lambda found: f"Found {len(found)} passages of the refund policy that apply",
+    )
     today = ctx.now().date().isoformat()
     assessment = ctx.step(
-        "validate_policy", assess_refund, order, figures, request.model_dump(mode="json"), today
+        "validate_policy",
+        assess_refund,
+        order,
+        figures,
+        request.model_dump(mode="json"),
+        today,
+        title=_assessment_title,
     )
     citations = [p["citation"] for p in passages]
     if not assessment["eligible"]:
-        ctx.observe(
-            f"Refund for {request.order_id} refused by policy: {'; '.join(assessment['problems'])}"
+        problems = "; ".join(assessment["problems"])
+        ctx.observe(f"Refund for {request.order_id} refused by policy: {problems}")
+        return Verdict(
+            outcome="rejected_by_policy",
+            summary=f"Refused by policy for {request.order_id}: {problems}",
+            details={"reasons": assessment["problems"], "citations": citations},
         )
-        return {
-            "outcome": "rejected_by_policy",
-            "reasons": assessment["problems"],
-            "citations": citations,
-        }
     explained = ctx.llm(
         "explain",
         messages=_explain_messages(request, assessment, passages),
         schema=RATIONALE_SCHEMA,
+        title="Drafted the explanation for the approvers",
     )
     rationale = assessment["rationale"]
     evidence = approval_context(
@@ -217,7 +256,7 @@ def _pay(
     seen: dict,
     approvals: list[dict],
     citations: list[str],
-) -> dict:
+) -> Verdict:
     """Pay the approved amount if it still fits what is left to refund: the verdict."""
     amount = assessment["refund_amount"]
     # A refund may have been paid since the approvers read the figures: read them again.
@@ -233,6 +272,11 @@ def _pay(
             currency=CURRENCY,
             idempotency_key=ctx.idempotency_key,
         ),
+        title=lambda answer: (
+            f"Paid refund {answer['refund']['refund_id']} of {amount} EUR for {request.order_id}"
+            if "refund" in answer
+            else f"Payments refused the refund for {request.order_id}"
+        ),
     )
     if "refused" in paid:
         # Another refund was paid between our read and our payment, and the ledger kept the
@@ -243,50 +287,79 @@ def _pay(
             raise NonRetryableError(f"payments refused the refund: {paid['refused']}")
         reason = f"another refund took it first: {short}"
         return _not_refunded(ctx, request, reason, approvals=approvals, figures=latest)
-    ctx.observe(f"Refunded {amount} EUR for order {request.order_id}")
-    return {
-        "outcome": "refunded",
-        "order_id": request.order_id,
-        "amount": amount,
-        "restocking_fee": assessment["restocking_fee"],
-        "approvals": approvals,
-        "payment": paid["refund"],
-        "citations": citations,
-    }
+    return Verdict(
+        outcome="refunded",
+        summary=_refunded_summary(request, amount, paid["refund"], approvals),
+        details={
+            "order_id": request.order_id,
+            "amount": amount,
+            "restocking_fee": assessment["restocking_fee"],
+            "approvals": approvals,
+            "payment": paid["refund"],
+            "citations": citations,
+        },
+    )
+
+
+def _refunded_summary(
+    request: RefundRequest, amount: str, refund: dict, approvals: list[dict]
+) -> str:
+    """ "Refunded 740.00 EUR for A-1004 (RF-000002); approved by supervisor and finance"."""
+    approvers = " and ".join(approval["by"] or approval["role"] for approval in approvals)
+    return (
+        f"Refunded {amount} {CURRENCY} for {request.order_id} ({refund['refund_id']}); "
+        f"approved by {approvers}"
+    )
+
+
+def _assessment_title(assessment: dict) -> str:
+    if not assessment["eligible"]:
+        return "Checked the refund policy: not eligible"
+    return f"Checked the refund policy: {assessment['refund_amount']} {CURRENCY} may be refunded"
 
 
 def _read_payments(ctx, name: str, request: RefundRequest) -> dict:
     """What the order paid and its refunds, read from the payments system as step `name`;
-    the figures go on the rail with the time of the read."""
-    figures = ctx.call_tool(
+    the figures are the step's line on the rail, with the time of the read."""
+    return ctx.call_tool(
         name,
         server=payments_system.SERVER,
         tool=payments_system.READ_TOOL,
         arguments={"order_id": request.order_id},
+        title=lambda figures: (
+            f"Payments for {request.order_id}: {payments_system.figures_line(figures)} "
+            f"({payments_system.read_source(figures)})"
+        ),
     )
-    ctx.observe(
-        f"Payments for {request.order_id}: {payments_system.figures_line(figures)} "
-        f"({payments_system.read_source(figures)})"
-    )
-    return figures
 
 
 def _not_refunded(
     ctx, request: RefundRequest, reason: str, *, approvals: list[dict], figures: dict
-) -> dict:
+) -> Verdict:
     """The verdict when the approved amount no longer fits what is left to refund."""
     ctx.observe(f"Not refunded: {reason}")
-    return {
-        "outcome": "not_refunded",
-        "order_id": request.order_id,
-        "reason": reason,
-        "approvals": approvals,
-        "payments": figures,
-    }
+    return Verdict(
+        outcome="not_refunded",
+        summary=f"Not refunded for {request.order_id}: {reason}",
+        details={
+            "order_id": request.order_id,
+            "reason": reason,
+            "approvals": approvals,
+            "payments": figures,
+        },
+    )
 
 
-@mission("customer_refund", version=1, title="Customer refund", input=RefundRequest)
-def customer_refund_v1(ctx, request: RefundRequest) -> dict:
+@mission(
+    "customer_refund",
+    version=1,
+    title="Customer refund",
+    input=RefundRequest,
+    searchable=("order_id", "customer_id"),
+    amount="amount",
+    currency=CURRENCY,
+)
+def customer_refund_v1(ctx, request: RefundRequest) -> dict | Verdict:
     """Version 1, registered while its missions finish: the payment's figures come from
     the knowledge record, and the refund is paid without a fresh read."""
     order = ctx.step("retrieve_order", knowledge_record, "order", request.order_id)
@@ -397,7 +470,7 @@ def approval_context(
         *(("Item", _item_line(item, order), "knowledge") for item in order.get("items", [])),
         ("Payment", _payment_line(figures), _payment_source(figures)),
         ("Policy check", assessment["rationale"], "policy check"),
-        ("Rationale written by", _rationale_author(explained), "AI"),
+        ("Rationale written by", _rationale_author(explained), _rationale_source(explained)),
     ]
     return {
         "evidence": [
@@ -421,6 +494,11 @@ def _rationale(explained: dict, *, request: RefundRequest, assessment: dict) -> 
         f"“{request.reason}”, {assessment['refund_amount']} {CURRENCY} to refund after fees. "
         f"{assessment['rationale']}"
     )
+
+
+def _rationale_source(explained: dict) -> str:
+    # The offline model writes no reasons: the mission composed the rationale, not an AI.
+    return "mission" if explained.get("provider") == "offline" else "AI"
 
 
 def _rationale_author(explained: dict) -> str:
@@ -471,15 +549,27 @@ def _payment_source(figures: dict | None) -> str:
     return payments_system.read_source(figures) if figures else "knowledge"
 
 
-def _declined(role: str, decision, request: RefundRequest) -> dict:
+def _declined(role: str, decision, request: RefundRequest) -> Verdict:
+    """The verdict when an approver says no, or does not answer in time."""
     outcome = "expired" if decision.outcome == "expired" else "rejected"
-    return {
-        "outcome": outcome,
+    if outcome == "expired":
+        summary = (
+            f"Expired: no {role} decision in time on refunding {request.amount} {CURRENCY} "
+            f"for {request.order_id}"
+        )
+    else:
+        comment = f": “{decision.comment}”" if decision.comment else ""
+        summary = (
+            f"Rejected by {decision.decided_by or role} ({role}): refund of {request.amount} "
+            f"{CURRENCY} for {request.order_id}{comment}"
+        )
+    details = {
         "order_id": request.order_id,
         "by": decision.decided_by,
         "role": role,
         "comment": decision.comment,
     }
+    return Verdict(outcome=outcome, summary=summary, details=details)
 
 
 def _explain_messages(request: RefundRequest, assessment: dict, passages: list[dict]) -> list[dict]:

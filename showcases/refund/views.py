@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from knowledge.selectors import knowledge_record
 from missions.services import IdempotencyKeyReused, MissionInputError, mission_start
 from showcases.refund.payments import order_on_record
 
@@ -72,4 +73,12 @@ def _as_input(values: dict[str, str]) -> dict:
         amount: Decimal | str = Decimal(values["amount"])
     except InvalidOperation:
         amount = values["amount"]  # pydantic reports it as a field error
-    return {**values, "amount": amount}
+    return {**values, "amount": amount, "customer_id": _customer_of(values["order_id"])}
+
+
+def _customer_of(order_id: str) -> str:
+    """The order's customer, so the refund is found by customer too (missions.search)."""
+    if not order_id or len(order_id) > MAX_ORDER_ID_LENGTH:
+        return ""
+    order = knowledge_record("order", order_id) or {}
+    return str(order.get("customer_id") or "")

@@ -40,7 +40,9 @@ class DecisionsView(ApiView):
     )
     def get(self, request: Request) -> Response:
         query = validated(DecisionListQuerySerializer, request.query_params)
-        decisions = decisions_of_roles(user=request.user, status=query["status"])
+        decisions = decisions_of_roles(
+            user=request.user, status=query["status"], search=query.get("q")
+        )
         return Response(DecisionSerializer(decisions[: query["limit"]], many=True).data)
 
 

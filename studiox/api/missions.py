@@ -62,7 +62,7 @@ class MissionsView(ApiView):
 
     @extend_schema(
         operation_id="missions_list",
-        summary="Missions visible to you, newest first (cursor-paginated)",
+        summary="Missions visible to you, newest first (cursor-paginated), filtered or searched",
         parameters=[MissionListQuerySerializer],
         responses={200: MissionSerializer(many=True), 400: BAD_REQUEST, 401: UNAUTHENTICATED},
     )
@@ -73,6 +73,7 @@ class MissionsView(ApiView):
             status=filters.get("status"),
             type=filters.get("type"),
             parent=filters.get("parent"),
+            search=filters.get("q"),
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(missions, request, view=self)
@@ -101,6 +102,7 @@ class MissionsView(ApiView):
             input=body["input"],
             started_by=request.user,
             idempotency_key=idempotency_key(request),
+            priority=body["priority"],
         )
         location = reverse("api:mission", args=[result.mission.id], request=request)
         return Response(

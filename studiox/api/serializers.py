@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -11,10 +12,22 @@ from rest_framework import serializers
 from decisions.models import Decision
 from missions.models import Mission, Step
 from missions.runtime import MissionDefinition
-from missions.selectors import mission_children
+from missions.selectors import mission_children, mission_queue_place
 from observations.models import Observation
 
 MAX_ID = 2**63 - 1  # the largest database id; a larger number must be a 400, not an overflow
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """DRF works a model serializer's fields out of the model again for every instance (about
+    2 ms for a mission, on every answer); they depend only on the class, so they are built
+    once and each instance gets copies, as DRF does for declared fields."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        cls = type(self)
+        if "_built_fields" not in cls.__dict__:
+            cls._built_fields = super().get_fields()
+        return copy.deepcopy(cls._built_fields)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -41,6 +54,13 @@ class MissionStartSerializer(serializers.Serializer):
     input = serializers.JSONField(
         default=dict, help_text="The mission's input; it must match the type's input_schema."
     )
+    priority = serializers.IntegerField(
+        min_value=-10,
+        max_value=10,
+        default=0,
+        help_text="Higher first: takes free concurrency slots and worker time before lower "
+        "priorities (which still get every fifth free slot).",
+    )
 
     def validate_input(self, value: Any) -> Any:
         if not isinstance(value, dict):
@@ -48,14 +68,19 @@ class MissionStartSerializer(serializers.Serializer):
         return value
 
 
-class MissionChildSerializer(serializers.ModelSerializer):
+class MissionChildSerializer(ModelSerializer):
     class Meta:
         model = Mission
-        fields = ["id", "type", "status", "verdict"]
+        fields = ["id", "type", "status", "outcome", "summary", "verdict"]
         read_only_fields = fields
 
 
-class MissionSerializer(serializers.ModelSerializer):
+class QueuePlaceSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1: admitted at the next free slot.")
+    total = serializers.IntegerField(help_text="Missions queued for the same slots.")
+
+
+class MissionSerializer(ModelSerializer):
     started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     cancelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     parent = serializers.UUIDField(
@@ -68,9 +93,20 @@ class MissionSerializer(serializers.ModelSerializer):
         help_text="The missions this one started, in the order it started them."
     )
 
+    queue = serializers.SerializerMethodField(
+        help_text='While waiting_on is "queued" (its type\'s concurrency limit is reached): its '
+        "place among the missions queued for the same slots, e.g. "
+        '{"position": 3, "total": 12}; else null.'
+    )
+
     @extend_schema_field(MissionChildSerializer(many=True))
     def get_children(self, mission: Mission) -> list[dict[str, Any]]:
         return MissionChildSerializer(mission_children(mission=mission), many=True).data
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, mission: Mission) -> dict[str, int] | None:
+        place = mission_queue_place(mission=mission)
+        return None if place is None else {"position": place.position, "total": place.total}
 
     class Meta:
         model = Mission
@@ -80,6 +116,8 @@ class MissionSerializer(serializers.ModelSerializer):
             "version",
             "title",
             "status",
+            "outcome",
+            "summary",
             "input",
             "verdict",
             "error",
@@ -89,6 +127,8 @@ class MissionSerializer(serializers.ModelSerializer):
             "waiting_detail",
             "waiting_since",
             "wake_at",
+            "priority",
+            "queue",
             "started_by",
             "cancelled_by",
             "idempotency_key",
@@ -105,9 +145,17 @@ class MissionListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Mission.Status.choices, required=False)
     type = serializers.CharField(max_length=100, required=False)
     parent = serializers.UUIDField(required=False, help_text="Only the missions it started.")
+    q = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="Search: matches the title, type, requester, an id prefix (8 characters or "
+        "more) and the business keys each mission type declares (e.g. an order id, a customer, "
+        "an amount), case-insensitive, anywhere in the value.",
+    )
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(ModelSerializer):
     duration = serializers.FloatField(
         source="duration_seconds", read_only=True, allow_null=True, help_text="seconds"
     )
@@ -116,6 +164,7 @@ class StepSerializer(serializers.ModelSerializer):
         model = Step
         fields = [
             "name",
+            "title",
             "position",
             "kind",
             "status",
@@ -135,13 +184,19 @@ class StepListSerializer(serializers.Serializer):
     results = StepSerializer(many=True)
 
 
-class ObservationSerializer(serializers.ModelSerializer):
+class ObservationSerializer(ModelSerializer):
     seq = serializers.IntegerField(source="id", help_text="Sequence number; pass it as ?after=")
     step = serializers.CharField(source="step_name")
+    technical = serializers.BooleanField(
+        source="is_technical",
+        read_only=True,
+        help_text="A technical line (shown on the mission's technical view only), "
+        "not a business one.",
+    )
 
     class Meta:
         model = Observation
-        fields = ["seq", "step", "kind", "message", "data", "created_at"]
+        fields = ["seq", "step", "kind", "message", "technical", "data", "created_at"]
         read_only_fields = fields
 
 
@@ -192,9 +247,16 @@ class EventResultSerializer(serializers.Serializer):
 class DecisionListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Decision.Status.choices, default="pending")
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+    q = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="Search: matches the decision's title and number, and its mission by title, "
+        "requester, id prefix and declared business keys (e.g. an order id, a customer).",
+    )
 
 
-class DecisionSerializer(serializers.ModelSerializer):
+class DecisionSerializer(ModelSerializer):
     mission = serializers.UUIDField(source="mission_id", read_only=True)
     mission_title = serializers.CharField(source="mission.title", read_only=True)
     role = serializers.CharField(source="role.name", read_only=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
@@ -41,20 +43,28 @@ class CountingThrottle(SimpleRateThrottle):
         window = int(self.now // self.duration)
         self.window_start = window * self.duration
         key = f"{self.key}:{window}"
-        self.current = self._count(key)
-        self.previous = self.cache.get(f"{self.key}:{window - 1}", 0)
+        self.current, self.previous = self._counts(key, f"{self.key}:{window - 1}")
         if self._estimate(self.current, at=self.now) <= self.num_requests:
             return True
         self.cache.decr(key)  # a refused request is not counted, as in DRF
         self.current -= 1
         return False
 
-    def _count(self, key: str) -> int:
+    def _counts(self, key: str, previous_key: str) -> tuple[int, int]:
+        """This request's number in its window, and the previous window's count."""
+        expires = 2 * self.duration + 1  # the counter outlives the next window
+        # DRF's throttles hold django.core.cache.cache, a proxy to this context's backend.
+        backend = caches[DEFAULT_CACHE_ALIAS] if self.cache is cache else self.cache
+        if isinstance(backend, RedisCache):
+            return _counts_in_one_round_trip(backend, key, previous_key, expires=expires)
+        return self._count(key, expires=expires), self.cache.get(previous_key, 0)
+
+    def _count(self, key: str, *, expires: int) -> int:
         """This request's number in its window; the counter expires after the next window."""
         try:
             return self.cache.incr(key)
         except ValueError:  # the window's first request (or its counter just expired)
-            if self.cache.add(key, 1, timeout=2 * self.duration + 1):
+            if self.cache.add(key, 1, timeout=expires):
                 return 1
             return self.cache.incr(key)  # another process started the window meanwhile
 
@@ -71,6 +81,22 @@ class CountingThrottle(SimpleRateThrottle):
         # Not before this window ends, then until its own weight has dropped enough.
         fraction = 1 - (self.num_requests - 1) / max(self.current, 1)
         return max(1.0, math.ceil(self.window_start + (1 + fraction) * self.duration - self.now))
+
+
+def _counts_in_one_round_trip(
+    backend: RedisCache, key: str, previous_key: str, *, expires: int
+) -> tuple[int, int]:
+    # Every API request pays this: one pipeline instead of an increment and a read. SET NX
+    # starts a missing counter (with its expiry) at 0; the integers are stored as Django's
+    # Redis cache stores them, so get(), incr() and decr() read the same values.
+    key = backend.make_and_validate_key(key)
+    previous_key = backend.make_and_validate_key(previous_key)
+    pipeline = backend._cache.get_client(key, write=True).pipeline(transaction=False)
+    pipeline.set(key, 0, ex=expires, nx=True)
+    pipeline.incr(key)
+    pipeline.get(previous_key)
+    _, current, previous = pipeline.execute()
+    return current, int(previous or 0)
 
 
 class AnonThrottle(CountingThrottle, AnonRateThrottle):

@@ -126,10 +126,16 @@ class StudioXTools:
         return await in_django_thread(run)()
 
     async def start_mission(
-        self, type: str, input: dict[str, Any], ctx: Context, idempotency_key: str = ""
+        self,
+        type: str,
+        input: dict[str, Any],
+        ctx: Context,
+        idempotency_key: str = "",
+        priority: int = 0,
     ) -> dict[str, Any]:
         """Start a mission of `type` with `input` (matching the type's input schema). With an
-        `idempotency_key`, repeating the call returns the first mission instead of a new one."""
+        `idempotency_key`, repeating the call returns the first mission instead of a new one.
+        A higher `priority` (-10 to 10) takes free concurrency slots and worker time first."""
         user_id = self.caller_id(ctx)
 
         def run() -> dict[str, Any]:
@@ -141,6 +147,7 @@ class StudioXTools:
                     input=input,
                     started_by=self._user(user_id),
                     idempotency_key=idempotency_key,
+                    priority=priority,
                 )
             except Exception as exc:
                 raise _refused(exc) from exc
@@ -151,9 +158,10 @@ class StudioXTools:
     async def get_mission(
         self, mission_id: str, ctx: Context, observations: int = 20
     ) -> dict[str, Any]:
-        """Where a mission stands: status, current step, what it waits on and since when, its
-        verdict or error, the mission that started it (parent) and those it started
-        (children), and its most recent observations (the rail), oldest first."""
+        """Where a mission stands: status, its business outcome and one-line summary once it
+        has them, current step, what it waits on and since when, its verdict or error, the
+        mission that started it (parent) and those it started (children), and its most recent
+        observations (the rail, in business terms), oldest first."""
         user_id = self.caller_id(ctx)
         limit = max(0, min(observations, MAX_RECENT_OBSERVATIONS))
 
@@ -161,7 +169,11 @@ class StudioXTools:
             mission = mission_get_for(user=self._user(user_id), mission_id=mission_id)
             if mission is None:
                 raise ToolError(f"No mission {mission_id} is visible to you.")
-            recent = mission_recent_observations(mission=mission, limit=limit) if limit else []
+            recent = (
+                mission_recent_observations(mission=mission, limit=limit, business=True)
+                if limit
+                else []
+            )
             return {
                 "mission": MissionSerializer(mission).data,
                 "observations": ObservationSerializer(recent, many=True).data,

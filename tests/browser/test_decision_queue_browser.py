@@ -9,10 +9,10 @@ from playwright.sync_api import expect
 
 from decisions.models import Decision
 from decisions.services import decision_decide
-from decisions.waits import decision_open
 from missions.models import Mission
 from missions.services import mission_start
 from tests.conftest import make_user
+from tests.support.decisions import open_decision
 from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -86,17 +86,7 @@ def a_decision_for_supervisors(title: str, amount: str) -> Decision:
     requester = make_user("requester")
     make_user("supervisor", "supervisor")
     make_user("alice", "supervisor")
-    mission = Mission.objects.create(type="test_approval", version=1, started_by=requester)
-    return decision_open(
-        mission=mission,
-        step_name="approval",
-        role="supervisor",
-        title=title,
-        summary="",
-        context={"amount": amount},
-        options=["approved", "rejected"],
-        due_at=None,
-    )
+    return open_decision(requester, title, context={"amount": amount})
 
 
 def test_a_late_approver_is_told_who_decided_first(live_web, browser, sign_in):

@@ -59,11 +59,11 @@ def test_a_mission_page_follows_a_real_worker_live(admin_user, web, browser, pro
     assert "Gathered 3 facts about Quarterly figures" in lines
     assert "Waiting for timer" in lines
     assert page.inner_text('[data-testid="verdict"]').count("3 facts reviewed") == 1
-    # Each observation shows once, however many pushes and polls carried it.
+    # Each business line shows once, however many pushes and polls carried it.
     seqs = page.eval_on_selector_all(
         "#mission-observations li", "els => els.map(e => e.dataset.seq)"
     )
-    assert len(seqs) == len(set(seqs)) == mission.observations.count()
+    assert len(seqs) == len(set(seqs)) == mission.observations.business().count()
 
 
 def test_the_rail_shows_a_new_mission_and_drops_it_when_it_finishes(

@@ -45,7 +45,10 @@ def test_the_parent_page_lists_its_twelve_children_with_their_statuses(
         row = rows.nth(index)
         assert row.is_visible()
         assert row.get_attribute("data-status") == "succeeded"
-        assert row.locator(".badge").inner_text().strip() == "Succeeded"
+        # Each child's answer wears the badge; its status sits beside it.
+        outcome = children[index].verdict["status"]
+        assert row.locator(".badge.outcome").get_attribute("data-outcome") == outcome
+        assert row.locator(".badge[data-status]").inner_text().strip() == "Succeeded"
     assert page.locator(f"{TREE} .tree-more").count() == 0  # all twelve, none behind a link
 
     rows.first.locator("a").first.click()

@@ -29,6 +29,12 @@ def fast_polls(settings):
     settings.STUDIOX_LIVE_POLL_SECONDS = 0.05
 
 
+@pytest.fixture
+def slow_polls(settings):
+    """Polls too rare to matter within a test: whatever arrives was pushed, not polled."""
+    settings.STUDIOX_LIVE_POLL_SECONDS = 3600
+
+
 def reader(
     path: str,
     cookie: str | None = None,

@@ -6,6 +6,13 @@
   var POLL_MS = 10000; // the fallback when a push cannot arrive (a worker's, in memory)
   var actions = function () { return document.getElementById("actions"); };
   var typed = null; // a comment being written survives a live re-render that keeps the form
+  var checking = false; // one check at a time
+  // Other parts of the page swap too (the top bar's pending count, on the same live hint):
+  // only the actions card's own requests may touch the comment.
+  var aboutActions = function (event) {
+    var target = event.detail.target;
+    return Boolean(target && target.id === "actions");
+  };
 
   // htmx does not swap 4xx answers by default; these ones carry the message people need
   // ("Already approved by alice at 14:02 UTC").
@@ -20,26 +27,76 @@
 
   // Move focus to the answer, so keyboard and screen-reader users are not left on a button
   // that no longer exists; put back a comment that was being written.
-  document.addEventListener("htmx:afterSettle", function () {
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!aboutActions(event)) { return; }
     var answer = document.querySelector("#actions [data-autofocus]");
     if (answer) { answer.focus(); }
     var comment = document.querySelector("#actions textarea[name=comment]");
     if (comment && typed && !comment.value) { comment.value = typed; }
+    if (!comment && typed) { keepUnsent(typed); } // decided meanwhile: the words stay, unsent
     typed = null;
   });
-  document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail.xhr.status === 204) { typed = null; } // nothing changed, nothing swapped
+
+  // A colleague's decision landed while a comment was being typed: the form is gone, so show
+  // the comment beside the new state (read-only, to copy), rather than lose it.
+  function keepUnsent(text) {
+    var card = actions();
+    if (!card || !text.trim()) { return; }
+    var box = document.createElement("div");
+    box.className = "unsent-comment";
+    var label = document.createElement("label");
+    label.htmlFor = "unsent-comment";
+    label.textContent = "Your comment, not sent:";
+    var area = document.createElement("textarea");
+    area.id = "unsent-comment";
+    area.readOnly = true;
+    area.rows = 3;
+    area.value = text;
+    box.appendChild(label);
+    box.appendChild(area);
+    card.appendChild(box);
+  }
+  // The user's own claim, release or decision re-renders the card too: keep what they typed
+  // until the answer says it was recorded.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var card = actions();
+    var comment = card && card.querySelector("textarea[name=comment]");
+    if (comment && card.contains(event.detail.elt)) { typed = comment.value; }
+  });
+  // Before the swap, while the form is still in the page (events of a removed form do not
+  // reach the document): the comment went out with the user's own decision.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    var elt = event.detail.requestConfig && event.detail.requestConfig.elt; // detail.elt: target
+    var decided = elt && elt.matches && elt.matches("form[action*='/decide/']");
+    if (decided && status >= 200 && status < 300) { typed = null; }
   });
 
   // Ask the server whether the decision changed under the page: 204 if not, else the card.
   function check() {
     var card = actions();
     // Not while the user's own post is on its way: its answer brings the new state.
-    if (!card || !window.htmx || card.querySelector(".htmx-request")) { return; }
+    if (!card || !window.htmx || checking || card.querySelector(".htmx-request")) { return; }
+    checking = true;
     var comment = card.querySelector("textarea[name=comment]");
-    typed = comment ? comment.value : null;
+    var text = comment ? comment.value : "";
     var url = card.dataset.checkUrl + "?seen=" + encodeURIComponent(card.dataset.state);
-    window.htmx.ajax("GET", url, {target: "#actions", swap: "outerHTML"});
+    // htmx swaps the answer in before its promise resolves: the words go back then, from this
+    // check's own copy (other requests of the page cannot touch it).
+    var answered = function () { checking = false; putBack(text); };
+    var failed = function () { checking = false; };
+    window.htmx.ajax("GET", url, {target: "#actions", swap: "outerHTML"}).then(answered, failed);
+  }
+
+  // Into the new card's empty comment box; or, if the form is gone, shown unsent beside it.
+  function putBack(text) {
+    if (!text) { return; }
+    var comment = document.querySelector("#actions textarea[name=comment]");
+    if (comment) {
+      if (!comment.value) { comment.value = text; }
+    } else if (!document.querySelector("#actions .unsent-comment")) {
+      keepUnsent(text);
+    }
   }
 
   function onHint(hint) {

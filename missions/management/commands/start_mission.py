@@ -8,15 +8,21 @@ from missions.services import MissionError, MissionInputError, mission_start
 
 
 class Command(BaseCommand):
-    help = "Start a mission: start_mission TYPE '{\"input\": ...}' [--user NAME] [--key KEY]"
+    help = (
+        "Start a mission: start_mission TYPE '{\"input\": ...}' [--user NAME] [--key KEY] "
+        "[--priority N]"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("type")
         parser.add_argument("input", help="the mission input as JSON, or @file.json")
         parser.add_argument("--user", help="start it on behalf of this user")
         parser.add_argument("--key", default="", help="idempotency key")
+        parser.add_argument(
+            "--priority", type=int, default=0, help="-10..10, higher first (default 0)"
+        )
 
-    def handle(self, *args, type, input, user=None, key="", **options):
+    def handle(self, *args, type, input, user=None, key="", priority=0, **options):
         text = Path(input[1:]).read_text() if input.startswith("@") else input
         try:
             data = json.loads(text)
@@ -29,7 +35,11 @@ class Command(BaseCommand):
                 raise CommandError(f"no user named '{user}'")
         try:
             result = mission_start(
-                type=type, input=data, started_by=started_by, idempotency_key=key
+                type=type,
+                input=data,
+                started_by=started_by,
+                idempotency_key=key,
+                priority=priority,
             )
         except MissionInputError as exc:
             details = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in exc.errors.items())

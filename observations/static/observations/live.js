@@ -33,7 +33,10 @@
     this.lastRefresh = 0;
     window.StudioX.liveSocket({
       // Every (re)connect names the last line the page holds: the server sends what it missed.
-      url: function () { return root.dataset.liveStream + "?after=" + self.after; },
+      url: function () {
+        var stream = root.dataset.liveStream;  // may carry its own query (?view=technical)
+        return stream + (stream.indexOf("?") >= 0 ? "&" : "?") + "after=" + self.after;
+      },
       onMessage: function (frame) { self.receive(frame); },
       onRetry: function () { self.say("Reconnecting…", "reconnecting"); },
       onStop: function (code, text) { self.say(text, "stopped"); }

@@ -1,5 +1,6 @@
 """Start the whole embedded StudioX in one command: ASGI server, a worker and the scheduler."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,16 +10,25 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def process_env(host: str, port: int) -> dict[str, str]:
+    """Links in notification e-mails point where this server listens, unless set."""
+    env = dict(os.environ)
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    env.setdefault("STUDIOX_BASE_URL", f"http://{reachable}:{port}")
+    return env
+
+
 def process_commands(host: str, port: int, concurrency: int) -> dict[str, list[str]]:
     python = sys.executable
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     return {
         "web": [python, "-m", "uvicorn", "studiox.asgi:application", "--host", host,
                 "--port", str(port), "--no-access-log"],
-        "worker": [python, "-m", "celery", "-A", "studiox", "worker", "-Q", queue,
+        # --quiet: no banner (configuration, task list); the log still says when it is ready.
+        "worker": [python, "-m", "celery", "-A", "studiox", "--quiet", "worker", "-Q", queue,
                    "--concurrency", str(concurrency), "--loglevel", "INFO", "-n", "studiox@%h"],
-        "scheduler": [python, "-m", "celery", "-A", "studiox", "beat", "--loglevel", "INFO",
-                      "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+        "scheduler": [python, "-m", "celery", "-A", "studiox", "--quiet", "beat",
+                      "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
     }  # fmt: skip
 
 
@@ -31,8 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2)
 
     def handle(self, *args, host, port, concurrency, **options):
+        env = process_env(host, port)
         processes = {
-            name: subprocess.Popen(command)
+            name: subprocess.Popen(command, env=env)
             for name, command in process_commands(host, port, concurrency).items()
         }
         self.stdout.write(self.style.SUCCESS(f"StudioX is running at http://{host}:{port}/"))
