@@ -46,18 +46,27 @@ class SlotSampler(threading.Thread):
 
 
 def test_two_hundred_missions_never_exceed_the_limit_even_when_a_worker_dies(processes):
+    def start(indexes: range) -> list:
+        return [
+            mission_start(
+                type="test_limited", input={"steps": 1, "pause_ms": 5}, priority=i % 3
+            ).mission.id
+            for i in indexes
+        ]
+
+    # Started before any worker runs, so the limit is reached for certain: 5 hold a slot and
+    # the rest queue. The others start while the workers end missions, racing their ends.
+    early = start(range(LIMIT * 4))
+    holding = Mission.objects.filter(id__in=early).exclude(waiting_on=Mission.WaitingOn.QUEUED)
+    assert holding.count() == LIMIT
+
+    sampler = SlotSampler()
+    sampler.start()
     workers = [processes.worker(f"w{i}", STUDIOX_MISSION_MODULES=MODULES) for i in range(3)]
     processes.scheduler(STUDIOX_MISSION_MODULES=MODULES)
     for worker in workers:
         processes.worker_ready(worker)
-    sampler = SlotSampler()
-    sampler.start()
-    ids = [
-        mission_start(
-            type="test_limited", input={"steps": 1, "pause_ms": 5}, priority=i % 3
-        ).mission.id
-        for i in range(MISSIONS)
-    ]
+    ids = early + start(range(LIMIT * 4, MISSIONS))
     missions = Mission.objects.filter(id__in=ids)
 
     def finished(count: int):
@@ -71,6 +80,6 @@ def test_two_hundred_missions_never_exceed_the_limit_even_when_a_worker_dies(pro
 
     assert missions.filter(status="succeeded").count() == MISSIONS
     assert sampler.samples > 100
-    assert sampler.max_holding == LIMIT  # the limit was reached...
+    assert sampler.max_holding == LIMIT  # the sampler saw the limit reached...
     assert sampler.max_running <= LIMIT  # ...and never passed
     assert not Mission.objects.filter(waiting_on=Mission.WaitingOn.QUEUED).exists()
