@@ -38,6 +38,7 @@ from missions.runtime import (
     get_definition,
 )
 from observations.services import observation_record
+from studiox import task_queue
 from studiox.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def enqueue_advance(mission_id, *, priority: int = 0) -> None:
     broker_priority = max(0, min(9, round((10 - priority) * 9 / 20)))
     try:
         # By name: missions.tasks imports this module, so importing the task would be a cycle.
-        celery_app.send_task(ADVANCE_TASK, args=[str(mission_id)], priority=broker_priority)
+        task_queue.enqueue(ADVANCE_TASK, [str(mission_id)], priority=broker_priority)
     except Exception:
         logger.warning(
             "could not enqueue mission %s; the scheduler will", mission_id, exc_info=True

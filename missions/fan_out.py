@@ -59,7 +59,7 @@ from missions.models import MapItem, Mission, Step
 from missions.runtime import DEFAULT_RETRY, NonRetryableError, RetryPolicy, get_definition
 from missions.waits import mission_wake
 from observations.services import observation_record
-from studiox.celery import app as celery_app
+from studiox import task_queue
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def enqueue_items(mission_id, name: str, indexes: list[int]) -> None:
     for index in indexes:
         try:
             # By name: missions.tasks imports this module, so importing the task is a cycle.
-            celery_app.send_task(MAP_ITEM_TASK, args=[str(mission_id), name, index])
+            task_queue.enqueue(MAP_ITEM_TASK, [str(mission_id), name, index])
         except Exception:
             logger.warning(
                 "could not enqueue item %s of %s/%s; the scheduler will",

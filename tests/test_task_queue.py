@@ -1,0 +1,69 @@
+"""The hot path's tasks go to the broker as Celery's own messages: on Redis, `enqueue` writes
+what `send_task` writes, into the same list for each priority; elsewhere it is `send_task`.
+(Every worker test then runs steps sent this way.)"""
+
+import base64
+import json
+import uuid
+
+import pytest
+from django.conf import settings
+
+from studiox.celery import app
+from studiox.task_queue import enqueue
+
+ON_REDIS = settings.BROKER_URL.startswith(("redis://", "rediss://"))
+# Differ between any two messages; the rest must match field for field.
+PER_MESSAGE = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to", "origin"}
+
+
+def _held_on_redis(marker: str) -> dict[bytes, list[dict]]:
+    import redis
+
+    broker = redis.Redis.from_url(settings.BROKER_URL)
+    found: dict[bytes, list[dict]] = {}
+    for key in broker.scan_iter(f"{settings.CELERY_TASK_DEFAULT_QUEUE}*"):
+        if broker.type(key) != b"list":
+            continue
+        for raw in broker.lrange(key, 0, -1):
+            if marker.encode() in base64.b64decode(json.loads(raw)["body"]):
+                found.setdefault(key, []).append(json.loads(raw))
+                broker.lrem(key, 0, raw)  # nobody runs these: take them back out
+    return found
+
+
+def _comparable(message: dict) -> dict:
+    flat = {**message["headers"], **message["properties"]}
+    flat["body"] = json.loads(base64.b64decode(message["body"]))
+    flat["content"] = (message["content-type"], message["content-encoding"])
+    return {key: value for key, value in flat.items() if key not in PER_MESSAGE}
+
+
+@pytest.mark.production
+@pytest.mark.parametrize("priority", [0, 4, 9])
+def test_on_redis_the_message_is_the_one_send_task_writes_in_the_same_list(priority):
+    marker = f"task-queue-{uuid.uuid4()}"
+    enqueue("missions.advance", [marker], priority=priority)
+    app.send_task("missions.advance", args=[marker], priority=priority)
+
+    held = _held_on_redis(marker)
+    assert len(held) == 1, f"the two messages went to different lists: {list(held)}"
+    ((key, (ours, celerys)),) = held.items()
+    assert key.endswith(f"\x06\x16{priority}".encode() if priority else b"")
+    assert _comparable(ours) == _comparable(celerys)
+    assert ours["headers"]["id"] != celerys["headers"]["id"]
+    assert ours["properties"]["correlation_id"] == ours["headers"]["id"]
+
+
+@pytest.mark.skipif(ON_REDIS, reason="the embedded broker only")
+def test_on_the_embedded_broker_it_is_send_task():
+    marker = f"task-queue-{uuid.uuid4()}"
+    enqueue("missions.advance", [marker], priority=3)
+    held = []
+    for path in (settings.BROKER_DIR / "out").glob("*.msg"):
+        message = json.loads(path.read_text())
+        if marker.encode() in base64.b64decode(message["body"]):
+            held.append(message)
+            path.unlink()  # nobody runs it: take it back out
+    assert [message["headers"]["task"] for message in held] == ["missions.advance"]
+    assert json.loads(base64.b64decode(held[0]["body"]))[0] == [marker]
