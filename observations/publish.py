@@ -14,10 +14,13 @@ import asyncio
 import atexit
 import logging
 import os
+import queue
 import threading
 import time
 from collections import defaultdict
 
+import redis
+import redis.sentinel
 from asgiref.sync import async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, channel_layers
 from channels_redis.core import RedisChannelLayer
@@ -76,92 +79,98 @@ def _dispatch(items: list[dict], messages) -> None:
 
 
 async def _send(layer, messages: dict[str, dict]) -> None:
-    followed = await _followed(layer, list(messages))
-    await asyncio.gather(*(layer.group_send(group, messages[group]) for group in followed))
+    await asyncio.gather(*(layer.group_send(group, message) for group, message in messages.items()))
 
 
-async def _followed(layer, groups: list[str]) -> list[str]:
-    """The groups that have members. Most missions run with nobody watching: one pipelined
-    count per Redis server spares each unwatched group the two round trips of group_send
-    (and the worker the CPU). A member that has expired only costs a group_send, which
-    removes it."""
-    if not isinstance(layer, RedisChannelLayer):
-        return groups
-    by_server: dict[int, list[str]] = defaultdict(list)
-    for group in groups:
-        by_server[layer.consistent_hash(group)].append(group)
-    followed = []
-    for server, its_groups in by_server.items():
-        pipeline = layer.connection(server).pipeline(transaction=False)
-        for group in its_groups:
-            pipeline.zcard(layer._group_key(group))
-        members = await pipeline.execute()
-        followed += [group for group, count in zip(its_groups, members, strict=True) if count]
-    return followed
+class _Followers:
+    """Which groups have members, asked of the layer's Redis servers with a plain (sync)
+    client. Most missions run with nobody watching: one EXISTS per server spares each
+    unwatched group the two round trips of group_send, and this thread its event loop. A
+    group's key is its sorted set of members, gone when the last one leaves; a member that
+    has expired only costs a group_send, which removes it."""
+
+    def __init__(self, layer: RedisChannelLayer) -> None:
+        self.layer = layer
+        self.clients = [redis.Redis(connection_pool=_sync_pool(host)) for host in layer.hosts]
+
+    def followed(self, groups: list[str]) -> set[str]:
+        by_server: dict[int, list[str]] = defaultdict(list)
+        for group in groups:
+            by_server[self.layer.consistent_hash(group)].append(group)
+        followed: set[str] = set()
+        for server, its_groups in by_server.items():
+            client = self.clients[server]
+            keys = [self.layer._group_key(group) for group in its_groups]
+            if not client.exists(*keys):  # the common case: one round trip, nobody there
+                continue
+            pipeline = client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.exists(key)
+            held = pipeline.execute()
+            followed.update(group for group, count in zip(its_groups, held, strict=True) if count)
+        return followed
+
+
+def _sync_pool(host: dict) -> redis.ConnectionPool:
+    """channels_redis.utils.create_pool, for a sync client."""
+    host = dict(host)
+    if "address" in host:
+        return redis.ConnectionPool.from_url(host.pop("address"), **host)
+    if "master_name" in host:
+        sentinel = redis.sentinel.Sentinel(
+            host.pop("sentinels"), sentinel_kwargs=host.pop("sentinel_kwargs", None)
+        )
+        return redis.sentinel.SentinelConnectionPool(host.pop("master_name"), sentinel, **host)
+    return redis.ConnectionPool(**host)
+
+
+def _rounds(batch: list[dict]) -> list[dict[str, dict]]:
+    """What a batch sends, round after round: its observations grouped, then each
+    ready-made set of group messages (push_to_groups) as it came."""
+    payloads = [item for item in batch if GROUPS_KEY not in item]
+    ready_made = [item[GROUPS_KEY] for item in batch if GROUPS_KEY in item]
+    return ([group_messages(payloads)] if payloads else []) + ready_made
 
 
 class Publisher:
-    """A daemon thread with its own event loop and channel layer instance, fed by a queue."""
+    """A daemon thread fed by a queue, with its own channel layer instance and an event loop
+    that runs only for the groups someone follows."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue | None = None
+        self._queue: queue.SimpleQueue[list[dict]] = queue.SimpleQueue()
+        self._counting = threading.Lock()
         self._pending = 0
         self._idle = threading.Event()
         self._idle.set()
         self._thread = threading.Thread(target=self._run, name="observation-publisher", daemon=True)
         self._thread.start()
-        self._ready.wait(timeout=5)
 
     def submit(self, payloads: list[dict]) -> None:
-        if self._loop is None or not self._thread.is_alive():
+        if not self._thread.is_alive():
             raise RuntimeError("the observation publisher thread is not running")
-        self._loop.call_soon_threadsafe(self._enqueue, payloads)
+        with self._counting:
+            if self._pending + len(payloads) > MAX_PENDING:
+                logger.warning("observation publisher is behind; dropping %d pushes", len(payloads))
+                return
+            self._pending += len(payloads)
+            self._idle.clear()
+        self._queue.put(payloads)
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
         """Wait until every submitted payload was sent (or dropped); True if it got there."""
-        if self._loop is None or not self._thread.is_alive():
-            return True
-        # A no-op round trip through the loop orders this after every earlier submit.
-        done = threading.Event()
-        self._loop.call_soon_threadsafe(done.set)
-        return done.wait(timeout) and self._idle.wait(max(0.0, timeout))
-
-    def _enqueue(self, payloads: list[dict]) -> None:
-        assert self._queue is not None
-        if self._pending + len(payloads) > MAX_PENDING:
-            logger.warning("observation publisher is behind; dropping %d pushes", len(payloads))
-            return
-        self._idle.clear()
-        self._pending += len(payloads)
-        self._queue.put_nowait(payloads)
-
-    def _mark_idle_if_empty(self) -> None:
-        if self._queue is not None and self._queue.empty() and self._pending == 0:
-            self._idle.set()
+        return not self._thread.is_alive() or self._idle.wait(timeout)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        self._queue = asyncio.Queue()
-        self._loop = loop
-        self._ready.set()
-        try:
-            loop.run_until_complete(self._drain())
-        finally:
-            loop.close()
-
-    async def _drain(self) -> None:
-        assert self._queue is not None
-        config, layer = None, None
+        config, layer, followers = None, None, None
         last_warning = 0.0
         while True:
-            batch = list(await self._queue.get())
+            batch = list(self._queue.get())
             # A short gathering window: a mission running step after step publishes in batches
             # instead of waking this thread (and taking the GIL from the engine) for every step.
-            await asyncio.sleep(GATHER_SECONDS)
+            time.sleep(GATHER_SECONDS)
             while not self._queue.empty():  # whatever piled up meanwhile goes in one round
                 batch.extend(self._queue.get_nowait())
             try:
@@ -169,20 +178,24 @@ class Publisher:
                     # First use, or the settings changed (tests): a layer for the new config.
                     config = channel_layers.configs.get(DEFAULT_CHANNEL_LAYER)
                     layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+                    followers = _Followers(layer) if isinstance(layer, RedisChannelLayer) else None
                     last_warning = 0.0  # a new layer's first failure is always reported
-                payloads = [item for item in batch if GROUPS_KEY not in item]
-                if payloads:
-                    await _send(layer, group_messages(payloads))
-                for item in batch:
-                    if GROUPS_KEY in item:
-                        await _send(layer, item[GROUPS_KEY])
+                rounds = _rounds(batch)
+                groups = sorted({group for messages in rounds for group in messages})
+                followed = followers.followed(groups) if followers else set(groups)
+                for messages in rounds:
+                    chosen = {g: message for g, message in messages.items() if g in followed}
+                    if chosen:
+                        loop.run_until_complete(_send(layer, chosen))
             except Exception:
                 if time.monotonic() - last_warning > 10:  # Redis down: say so, not per push
                     last_warning = time.monotonic()
                     logger.warning("could not push %d observations", len(batch), exc_info=True)
             finally:
-                self._pending -= len(batch)
-                self._mark_idle_if_empty()
+                with self._counting:
+                    self._pending -= len(batch)
+                    if self._pending == 0:
+                        self._idle.set()
 
 
 _lock = threading.Lock()
