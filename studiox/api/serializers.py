@@ -19,15 +19,25 @@ MAX_ID = 2**63 - 1  # the largest database id; a larger number must be a 400, no
 
 
 class ModelSerializer(serializers.ModelSerializer):
-    """DRF works a model serializer's fields out of the model again for every instance (about
-    2 ms for a mission, on every answer); they depend only on the class, so they are built
-    once and each instance gets copies, as DRF does for declared fields."""
+    """A read-only model serializer whose fields are worked out once per class.
+
+    DRF works a model serializer's fields out of the model again for every instance (about
+    2 ms for a mission, on every answer), and deep-copies declared fields, model fields and
+    choices included. These fields depend only on the class and only read, so each instance
+    gets new fields built from the same arguments (a field is bound to its serializer, so it
+    cannot be shared); a nested serializer is still copied whole."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
         cls = type(self)
         if "_built_fields" not in cls.__dict__:
             cls._built_fields = super().get_fields()
-        return copy.deepcopy(cls._built_fields)
+        return {name: _fresh(field) for name, field in cls._built_fields.items()}
+
+
+def _fresh(field: serializers.Field) -> serializers.Field:
+    if isinstance(field, serializers.BaseSerializer):
+        return copy.deepcopy(field)
+    return type(field)(*field._args, **field._kwargs)
 
 
 class ErrorSerializer(serializers.Serializer):
