@@ -41,6 +41,20 @@ def test_it_answers_401_to_a_wrong_token():
     assert "Invalid token" in assert_json_error(client.get("/api/missions/"), 401)["detail"]
 
 
+def test_a_deactivated_users_token_is_refused_and_a_revoked_one_at_once(requester):
+    client = api_client(None)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(requester)}")
+    assert client.get("/api/missions/").json()["results"] == []  # the token works...
+    requester.is_active = False
+    requester.save(update_fields=["is_active"])
+    assert "inactive" in assert_json_error(client.get("/api/missions/"), 401)["detail"]
+    requester.is_active = True
+    requester.save(update_fields=["is_active"])
+    assert client.get("/api/missions/").status_code == 200
+    requester.auth_token.delete()  # ...until it is revoked: no copy of it outlives that
+    assert "Invalid token" in assert_json_error(client.get("/api/missions/"), 401)["detail"]
+
+
 def test_a_session_works_and_its_posts_need_the_csrf_token(requester):
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(requester)
