@@ -21,6 +21,7 @@ lease may be forgotten commits nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -159,15 +160,21 @@ def steps_from(*, mission_id, position: int) -> list[Step]:
 
 def _instance(model, row: tuple):
     """A model instance from a row of its concrete columns, through the fields' converters."""
+    attnames, converted = _columns(model)
+    values = list(row)
+    for index, converters in converted:
+        for converter in converters:
+            values[index] = converter(values[index], None, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
+@functools.cache
+def _columns(model) -> tuple[list[str], list[tuple[int, list]]]:
+    """The concrete fields' names, and the converters of those that have any (JSON fields):
+    asked of the fields once, not for every field of every row."""
     fields = model._meta.concrete_fields
-    values = [_from_db(field, value) for field, value in zip(fields, row, strict=False)]
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
-
-
-def _from_db(field, value: Any) -> Any:
-    for converter in field.get_db_converters(connection):
-        value = converter(value, None, connection)
-    return value
+    converted = [(i, f.get_db_converters(connection)) for i, f in enumerate(fields)]
+    return [field.attname for field in fields], [pair for pair in converted if pair[1]]
 
 
 def lease_connection_held(mission: Mission) -> bool:
