@@ -364,6 +364,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     # has no priorities.
     else {"visibility_timeout": 3600, "priority_steps": list(range(10))}
 )
+if BROKER_URL.startswith("redis://"):
+    # kombu's Redis channel builds a client per acknowledgement; this one keeps it (broker.py).
+    CELERY_BROKER_TRANSPORT = "studiox.broker:RedisTransport"
 if BROKER_URL.startswith("filesystem://"):
     # kombu's own filesystem transport lets a consumer take a half-written message (broker.py).
     CELERY_BROKER_TRANSPORT = "studiox.broker:Transport"
