@@ -249,19 +249,19 @@ def _send_on_commit(mission_id, name: str, indexes: list[int]) -> None:
 
 
 def enqueue_items(mission_id, name: str, indexes: list[int]) -> None:
-    """Send the items' tasks. A lost message is found again by the scheduler."""
-    for index in indexes:
-        try:
-            # By name: missions.tasks imports this module, so importing the task is a cycle.
-            task_queue.enqueue(MAP_ITEM_TASK, [str(mission_id), name, index])
-        except Exception:
-            logger.warning(
-                "could not enqueue item %s of %s/%s; the scheduler will",
-                index,
-                mission_id,
-                name,
-                exc_info=True,
-            )
+    """Send the items' tasks, all in one round trip on Redis. A lost message is found again
+    by the scheduler."""
+    try:
+        # By name: missions.tasks imports this module, so importing the task is a cycle.
+        task_queue.enqueue_many(MAP_ITEM_TASK, [[str(mission_id), name, i] for i in indexes])
+    except Exception:
+        logger.warning(
+            "could not enqueue %d items of %s/%s; the scheduler will",
+            len(indexes),
+            mission_id,
+            name,
+            exc_info=True,
+        )
 
 
 def _settle(item: MapItem, *, limit: int | None) -> None:

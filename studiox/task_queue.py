@@ -43,15 +43,23 @@ _lock = threading.Lock()
 def enqueue(name: str, args: list, *, priority: int = 0) -> None:
     """Send task `name` with positional `args` to the default queue; broker `priority` 0 is
     served first (kombu's Redis order)."""
+    enqueue_many(name, [args], priority=priority)
+
+
+def enqueue_many(name: str, args_list: list[list], *, priority: int = 0) -> None:
+    """One task `name` per item of `args_list`; on Redis in one round trip (a map's items)."""
     queue = _redis_queue()
     if queue is None:
-        app.send_task(name, args=args, priority=priority)
+        for args in args_list:
+            app.send_task(name, args=args, priority=priority)
         return
     queue_name = settings.CELERY_TASK_DEFAULT_QUEUE
-    key = queue.channel._q_for_pri(queue_name, priority)
-    queue.client.lpush(
-        key, _message(name, args, priority=priority, queue=queue_name, origin=queue.origin)
-    )
+    messages = [
+        _message(name, args, priority=priority, queue=queue_name, origin=queue.origin)
+        for args in args_list
+    ]
+    if messages:
+        queue.client.lpush(queue.channel._q_for_pri(queue_name, priority), *messages)
 
 
 def _redis_queue() -> _RedisQueue | None:

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from studiox.celery import app
-from studiox.task_queue import enqueue
+from studiox.task_queue import enqueue, enqueue_many
 
 ON_REDIS = settings.BROKER_URL.startswith(("redis://", "rediss://"))
 # Differ between any two messages; the rest must match field for field.
@@ -53,6 +53,24 @@ def test_on_redis_the_message_is_the_one_send_task_writes_in_the_same_list(prior
     assert _comparable(ours) == _comparable(celerys)
     assert ours["headers"]["id"] != celerys["headers"]["id"]
     assert ours["properties"]["correlation_id"] == ours["headers"]["id"]
+
+
+@pytest.mark.production
+def test_on_redis_many_tasks_go_in_one_push_and_are_served_in_their_order():
+    import redis
+
+    marker = f"task-queue-{uuid.uuid4()}"
+    enqueue_many("missions.map_item", [[marker, "items", index] for index in range(3)])
+    broker = redis.Redis.from_url(settings.BROKER_URL)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    ours = []
+    for raw in broker.lrange(queue, 0, -1):
+        if marker.encode() in base64.b64decode(json.loads(raw)["body"]):
+            ours.append(json.loads(raw))
+            broker.lrem(queue, 0, raw)  # nobody runs these: take them back out
+    served_first_to_last = [json.loads(base64.b64decode(m["body"]))[0][2] for m in reversed(ours)]
+    assert served_first_to_last == [0, 1, 2]  # kombu pops from the list's tail
+    assert len({m["headers"]["id"] for m in ours}) == 3
 
 
 @pytest.mark.production
