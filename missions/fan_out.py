@@ -356,25 +356,31 @@ def _wake_if_settled(item: MapItem, *, total: int) -> None:
     elif waiting_here and (item.index + 1) % max(1, total // 50) == 0:
         # Items of a wide map finish side by side: the line moves in steps of 2% at most,
         # rather than a write on the mission's row per item.
-        completed = (
-            _map_items(item)
-            .filter(status=ItemStatus.COMPLETED)
-            .order_by()
-            .values("mission_id")
-            .annotate(count=Count("id"))
-            .values("count")
-        )
-        label = Concat(
-            Value(f"parallel steps '{item.step_name}': "),
-            Cast(Subquery(completed), CharField()),
-            Value(f" of {total} done"),
-        )
-        Mission.objects.filter(
-            id=item.mission_id,
-            status=Mission.Status.WAITING,
-            waiting_on=Mission.WaitingOn.MAP,
-            current_step=item.step_name,
-        ).update(waiting_detail=label)
+        _write_progress(item, total=total)
+
+
+def _write_progress(item: MapItem, *, total: int) -> None:
+    """The mission's waiting line: "parallel steps 'name': 120 of 200 done"."""
+    before, after = f"parallel steps '{item.step_name}': ", f" of {total} done"
+    if postgres_fast_paths.on_postgresql():  # prepared: composed and planned once
+        params = {"before": before, "after": after, "mission": item.mission_id}
+        postgres_fast_paths.execute_prepared(PROGRESS, {**params, "step": item.step_name}).close()
+        return
+    completed = (
+        _map_items(item)
+        .filter(status=ItemStatus.COMPLETED)
+        .order_by()
+        .values("mission_id")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    label = Concat(Value(before), Cast(Subquery(completed), CharField()), Value(after))
+    Mission.objects.filter(
+        id=item.mission_id,
+        status=Mission.Status.WAITING,
+        waiting_on=Mission.WaitingOn.MAP,
+        current_step=item.step_name,
+    ).update(waiting_detail=label)
 
 
 def _max_parallel(item: MapItem) -> int | None:
@@ -454,6 +460,16 @@ SELECT mission.status, mission.waiting_on, mission.current_step,
                   AND step_name = %(step)s AND status = 'failed')
   FROM {Mission._meta.db_table} AS mission
  WHERE mission.id = %(mission)s
+"""
+
+# The progress line: the completed items counted in the UPDATE itself.
+PROGRESS = f"""
+UPDATE {Mission._meta.db_table}
+   SET waiting_detail = %(before)s || (SELECT count(*) FROM {MapItem._meta.db_table}
+                                        WHERE mission_id = %(mission)s AND step_name = %(step)s
+                                          AND status = 'completed') || %(after)s
+ WHERE id = %(mission)s AND status = 'waiting' AND waiting_on = 'map'
+   AND current_step = %(step)s
 """
 
 
