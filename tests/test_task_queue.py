@@ -74,6 +74,26 @@ def test_on_redis_many_tasks_go_in_one_push_and_are_served_in_their_order():
 
 
 @pytest.mark.production
+def test_on_redis_a_connection_the_server_dropped_is_made_again_and_nothing_is_lost():
+    """The client is kept per process: after Redis dropped its connection (a restart, an idle
+    timeout), the next message still goes out."""
+    import redis
+
+    from studiox import task_queue
+
+    first = f"task-queue-{uuid.uuid4()}"
+    enqueue("missions.advance", [first])  # the kept connection now exists
+    _held_on_redis(first)  # (and the message is taken back out)
+    kept = task_queue._redis_queue().client
+    admin = redis.Redis.from_url(settings.BROKER_URL)
+    assert admin.client_kill_filter(_id=kept.client_id()) == 1
+
+    marker = f"task-queue-{uuid.uuid4()}"
+    enqueue("missions.advance", [marker])
+    assert sum(len(messages) for messages in _held_on_redis(marker).values()) == 1
+
+
+@pytest.mark.production
 def test_on_redis_a_channel_keeps_one_client_for_its_bookkeeping():
     """kombu asks its channel for a client per delivery and per acknowledgement; building one
     each time was a sixth of a worker's main process. The channel here hands out the same one,
