@@ -146,8 +146,12 @@ def mission_start(
         existing = _mission_for_key(user, idempotency_key, fingerprint)
         if existing:
             return StartResult(existing, False)
+    limit = definition.concurrency
+    # An unlimited start is one INSERT, atomic on its own: no BEGIN and COMMIT around it (two
+    # round trips of every API start), unless a caller's transaction is open (a checkpoint).
+    alone = limit is None and not transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
+        with contextlib.nullcontext() if alone else transaction.atomic():
             mission = Mission.objects.create(
                 type=definition.name,
                 version=definition.version,
@@ -162,9 +166,8 @@ def mission_start(
                 priority=priority,
                 concurrency_key=slot_key,
             )
-            limit = definition.concurrency
             if limit is None or mission_admit_or_queue(mission, limit=limit):
-                _wake_on_commit(mission.id, priority=priority)
+                _wake_on_commit(mission.id, priority=priority)  # at once when `alone`
     except IntegrityError:
         # Two identical requests raced: the other one created it.
         existing = _mission_for_key(user, idempotency_key, fingerprint)
