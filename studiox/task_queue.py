@@ -86,6 +86,14 @@ def _connect() -> _RedisQueue | None:
     )
 
 
+def _time_limits(name: str) -> list[int | None]:
+    """What send_task writes: the task's own limits where this process has it registered
+    (a worker), else none (the worker applies its own); the registry is read as send_task
+    reads it, without loading every task module."""
+    task = app._tasks.get(name)
+    return [getattr(task, "time_limit", None), getattr(task, "soft_time_limit", None)]
+
+
 def _message(name: str, args: list, *, priority: int, queue: str, origin: str) -> str:
     task_id = str(uuid.uuid4())
     body = json.dumps([args, {}, _EMBED]).encode()
@@ -99,7 +107,7 @@ def _message(name: str, args: list, *, priority: int, queue: str, origin: str) -
         "group": None,
         "group_index": None,
         "retries": 0,
-        "timelimit": [None, None],
+        "timelimit": _time_limits(name),
         "root_id": task_id,
         "parent_id": None,
         "argsrepr": repr(args),

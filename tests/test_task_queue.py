@@ -42,6 +42,10 @@ def _comparable(message: dict) -> dict:
 @pytest.mark.production
 @pytest.mark.parametrize("priority", [0, 4, 9])
 def test_on_redis_the_message_is_the_one_send_task_writes_in_the_same_list(priority):
+    # Registered and bound, as in a worker: the task's time limits then go in the message.
+    import missions.tasks  # noqa: F401
+
+    assert "missions.advance" in app.tasks
     marker = f"task-queue-{uuid.uuid4()}"
     enqueue("missions.advance", [marker], priority=priority)
     app.send_task("missions.advance", args=[marker], priority=priority)
@@ -53,6 +57,8 @@ def test_on_redis_the_message_is_the_one_send_task_writes_in_the_same_list(prior
     assert _comparable(ours) == _comparable(celerys)
     assert ours["headers"]["id"] != celerys["headers"]["id"]
     assert ours["properties"]["correlation_id"] == ours["headers"]["id"]
+    limits = [settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_TASK_SOFT_TIME_LIMIT]
+    assert ours["headers"]["timelimit"] == limits
 
 
 @pytest.mark.production
