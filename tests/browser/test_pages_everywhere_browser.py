@@ -45,6 +45,39 @@ def test_a_comment_being_typed_survives_a_colleagues_decision(live_web, browser,
     assert not kept.is_editable(), "shown to copy, not a form that could still be sent"
 
 
+def test_a_comment_typed_while_the_cards_check_is_on_its_way_survives_its_answer(
+    live_web, browser, sign_in
+):
+    """The card checks itself when its socket connects. Typed while that check is on its way,
+    and decided by a colleague before it is answered, the comment must not be lost: the
+    answer brings the decided card, and the words are those typed by then."""
+    decision = a_pending_decision()
+    check_url = f"/decisions/{decision.id}/?seen="
+    page = browser.new_page(base_url=live_web.url)
+    held_checks = []
+
+    def hold_the_first(route) -> None:
+        if held_checks:
+            route.continue_()
+        else:
+            held_checks.append(route)
+
+    page.route(lambda url: check_url in url, hold_the_first)
+    sign_in(page, "supervisor", "pw-supervisor", next=f"/decisions/{decision.id}/")
+    for _ in range(400):  # the check of the socket's first message
+        if held_checks:
+            break
+        page.wait_for_timeout(100)
+    assert held_checks, "the card never checked itself when its socket connected"
+    page.get_by_label("Comment").fill(TYPED)
+    alice = User.objects.get(username="alice")
+    decision_decide(decision=decision, user=alice, outcome="rejected", comment="duplicate")
+    held_checks[0].continue_()
+
+    page.get_by_text("This decision changed while you had it open.").wait_for(timeout=10_000)
+    assert page.get_by_label("Your comment, not sent:").input_value() == TYPED
+
+
 def test_the_top_bars_badge_refreshing_meanwhile_does_not_drop_the_comment(
     live_web, browser, sign_in
 ):

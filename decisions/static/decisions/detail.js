@@ -78,15 +78,25 @@
     // Not while the user's own post is on its way: its answer brings the new state.
     if (!card || !window.htmx || checking || card.querySelector(".htmx-request")) { return; }
     checking = true;
-    var comment = card.querySelector("textarea[name=comment]");
-    var text = comment ? comment.value : "";
+    checkedText = "";
     var url = card.dataset.checkUrl + "?seen=" + encodeURIComponent(card.dataset.state);
-    // htmx swaps the answer in before its promise resolves: the words go back then, from this
-    // check's own copy (other requests of the page cannot touch it).
-    var answered = function () { checking = false; putBack(text); };
+    // htmx swaps the answer in before its promise resolves: the words go back then, as they
+    // stood when the answer arrived (other requests of the page cannot touch this copy).
+    var answered = function () { checking = false; putBack(checkedText); };
     var failed = function () { checking = false; };
     window.htmx.ajax("GET", url, {target: "#actions", swap: "outerHTML"}).then(answered, failed);
   }
+
+  // A check's answer is about to replace the card: take the comment as it is now, not as it
+  // was when the check left (someone may have typed while it was on its way).
+  var checkedText = "";
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail.requestConfig;
+    if (!checking || !aboutActions(event) || !config) { return; }
+    if (String(config.path || "").indexOf("?seen=") === -1) { return; } // the user's own
+    var comment = document.querySelector("#actions textarea[name=comment]");
+    checkedText = comment ? comment.value : "";
+  });
 
   // Into the new card's empty comment box; or, if the form is gone, shown unsent beside it.
   function putBack(text) {
