@@ -25,6 +25,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, channel_layers
 from channels_redis.core import RedisChannelLayer
 
+from studiox.redis_direct import DirectConnection
+
 logger = logging.getLogger(__name__)
 
 RAIL_GROUP = "rail"
@@ -91,7 +93,9 @@ class _Followers:
 
     def __init__(self, layer: RedisChannelLayer) -> None:
         self.layer = layer
-        self.clients = [redis.Redis(connection_pool=_sync_pool(host)) for host in layer.hosts]
+        pools = [_sync_pool(host) for host in layer.hosts]
+        self.clients = [redis.Redis(connection_pool=pool) for pool in pools]
+        self.direct = [DirectConnection(pool) for pool in pools]  # for the common case
 
     def followed(self, groups: list[str]) -> set[str]:
         by_server: dict[int, list[str]] = defaultdict(list)
@@ -99,11 +103,10 @@ class _Followers:
             by_server[self.layer.consistent_hash(group)].append(group)
         followed: set[str] = set()
         for server, its_groups in by_server.items():
-            client = self.clients[server]
             keys = [self.layer._group_key(group) for group in its_groups]
-            if not client.exists(*keys):  # the common case: one round trip, nobody there
+            if not self.direct[server].execute("EXISTS", *keys):  # the common case: nobody
                 continue
-            pipeline = client.pipeline(transaction=False)
+            pipeline = self.clients[server].pipeline(transaction=False)
             for key in keys:
                 pipeline.exists(key)
             held = pipeline.execute()

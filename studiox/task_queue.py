@@ -4,7 +4,8 @@
 kombu's producer, a new Redis client per message): as much as the rest of a step's own work
 in a worker, and a tenth of a mission start in the web. On a Redis broker `enqueue` writes the
 message Celery itself would (task protocol 2, kombu's envelope) with one LPUSH into the list
-kombu serves for that priority, through a client kept per process. Any other broker gets
+kombu serves for that priority, over a connection kept per process (studiox.redis_direct).
+Any other broker gets
 `send_task`. A message that cannot be sent raises; the callers' scheduler backstop resends.
 """
 
@@ -23,6 +24,7 @@ from django.conf import settings
 from kombu.transport import redis as kombu_redis
 
 from studiox.celery import app
+from studiox.redis_direct import DirectConnection
 
 # What every message of these tasks carries besides its task name, id and arguments.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -32,7 +34,7 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 class _RedisQueue:
     connection: Any  # kombu.Connection, kept open for the channel
     channel: kombu_redis.Channel
-    client: Any  # redis.Redis, with the broker URL's options and any key prefix
+    direct: DirectConnection  # over the channel's pool: the broker URL's address and options
     origin: str
 
 
@@ -59,7 +61,8 @@ def enqueue_many(name: str, args_list: list[list], *, priority: int = 0) -> None
         for args in args_list
     ]
     if messages:
-        queue.client.lpush(queue.channel._q_for_pri(queue_name, priority), *messages)
+        key = queue.channel.global_keyprefix + queue.channel._q_for_pri(queue_name, priority)
+        queue.direct.execute("LPUSH", key, *messages)
 
 
 def _redis_queue() -> _RedisQueue | None:
@@ -81,7 +84,7 @@ def _connect() -> _RedisQueue | None:
     return _RedisQueue(
         connection=connection,
         channel=channel,
-        client=channel._create_client(),
+        direct=DirectConnection(channel.pool),
         origin=f"gen{os.getpid()}@{socket.gethostname()}",  # as Celery names a sender
     )
 
