@@ -90,9 +90,9 @@ def test_on_redis_a_connection_the_server_dropped_is_made_again_and_nothing_is_l
     first = f"task-queue-{uuid.uuid4()}"
     enqueue("missions.advance", [first])  # the kept connection now exists
     _held_on_redis(first)  # (and the message is taken back out)
-    kept = task_queue._redis_queue().client
+    kept = task_queue._redis_queue().direct
     admin = redis.Redis.from_url(settings.BROKER_URL)
-    assert admin.client_kill_filter(_id=kept.client_id()) == 1
+    assert admin.client_kill_filter(_id=kept.execute("CLIENT", "ID")) == 1
 
     marker = f"task-queue-{uuid.uuid4()}"
     enqueue("missions.advance", [marker])
@@ -113,6 +113,42 @@ def test_on_redis_a_channel_keeps_one_client_for_its_bookkeeping():
         with channel.conn_or_acquire() as after:
             assert after is not first
             assert after.ping()
+        channel.close()
+
+
+@pytest.mark.production
+def test_on_redis_a_delivery_is_kept_as_kombu_keeps_it_until_acknowledged():
+    """A worker's bookkeeping of what it took (one script per delivery and per
+    acknowledgement) is kombu's own layout: kombu restores what was never acknowledged."""
+    import redis
+
+    from studiox.broker import RedisQoS
+
+    queue = f"task-queue-{uuid.uuid4()}"
+    admin = redis.Redis.from_url(settings.BROKER_URL)
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        assert isinstance(channel.qos, RedisQoS)
+        channel.queue_declare(queue)
+        for body in ("acknowledged", "never acknowledged"):
+            channel.basic_publish(channel.prepare_message(body), exchange="", routing_key=queue)
+        acknowledged, lost = (channel.basic_get(queue, no_ack=False) for _ in range(2))
+        for message in (acknowledged, lost):
+            raw, exchange, routing_key = json.loads(
+                admin.hget(channel.unacked_key, message.delivery_tag)
+            )
+            assert raw["properties"]["delivery_tag"] == message.delivery_tag
+            assert (exchange, routing_key) == ("", queue)
+            assert admin.zscore(channel.unacked_index_key, message.delivery_tag) is not None
+
+        channel.basic_ack(acknowledged.delivery_tag)
+        assert not admin.hexists(channel.unacked_key, acknowledged.delivery_tag)
+        assert admin.zscore(channel.unacked_index_key, acknowledged.delivery_tag) is None
+
+        channel.qos.restore_by_tag(lost.delivery_tag)  # as after its worker died
+        assert not admin.hexists(channel.unacked_key, lost.delivery_tag)
+        assert channel.basic_get(queue, no_ack=True).body == lost.body
+        channel.queue_delete(queue)
         channel.close()
 
 
