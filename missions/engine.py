@@ -26,7 +26,12 @@ from django.utils import timezone
 from decisions.waits import decision_expire, decision_open, decision_outcome
 from integrations import llm, mcp_client
 from missions import postgres_fast_paths
-from missions.lease import LeaseHeartbeat, lease_acquire, lease_release, worker_identity
+from missions.lease import (
+    LeaseHeartbeat,
+    lease_acquire_with_steps,
+    lease_release,
+    worker_identity,
+)
 from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import (
     DEFAULT_RETRY,
@@ -89,12 +94,14 @@ class IncompatibleCodeChange(NonRetryableError):
 def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
     """Advance the mission as far as one task may: one step, or more within the time slice."""
     worker = worker or worker_identity()
-    mission = lease_acquire(mission_id, worker)
+    cached = _step_cache.get(str(mission_id))
+    settled = _first_unsettled(cached)
+    mission, unseen = lease_acquire_with_steps(mission_id, worker, steps_from=settled)
     if mission is None:
         return Outcome.SKIPPED
     deadline = time.monotonic() + settings.STUDIOX_TIME_SLICE_MS / 1000
     definition = get_definition(mission.type, mission.version)
-    steps = _load_steps(mission)
+    steps = _load_steps(mission, cached, settled=settled, unseen=unseen)
     ctx = MissionContext(mission, definition, steps, deadline=deadline)
     if definition is None:
         return _finish_pass(
@@ -134,7 +141,7 @@ def _finish_pass(ctx: MissionContext, body: Callable[[], None]) -> Outcome:
         outcome = stop.outcome
     except StaleLease:
         logger.warning("mission %s: lease lost, discarding this pass", ctx.mission.id)
-        _step_cache.pop(ctx.mission.id, None)
+        _step_cache.pop(str(ctx.mission.id), None)
         return Outcome.STALE
     if outcome == Outcome.STOPPED:
         lease_release(ctx.mission.id, ctx._token)
@@ -219,30 +226,40 @@ class _Cached:
     steps: list[Step]
 
 
-_step_cache: dict[Any, _Cached] = {}
+_step_cache: dict[str, _Cached] = {}  # by mission id
 _CACHE_LIMIT = 2000
 
 
 def _remember(mission_id, token: int, steps: list[Step]) -> None:
     if len(_step_cache) >= _CACHE_LIMIT:
         _step_cache.clear()
-    _step_cache[mission_id] = _Cached(token, steps)
+    _step_cache[str(mission_id)] = _Cached(token, steps)
 
 
-def _load_steps(mission: Mission) -> list[Step]:
-    cached = _step_cache.get(mission.id)
+def _first_unsettled(cached: _Cached | None) -> int:
+    """Where the steps this process has not seen for sure begin: a completed step never
+    changes (G2), so only those after the completed ones it saw are read again."""
+    if cached is None:
+        return 0
+    for position, step in enumerate(cached.steps):
+        if step.status != Step.Status.COMPLETED:
+            return position
+    return len(cached.steps)
+
+
+def _load_steps(
+    mission: Mission, cached: _Cached | None, *, settled: int, unseen: list[Step] | None
+) -> list[Step]:
+    """The mission's steps: what this process saw if nobody took a lease since, else the first
+    `settled` it saw and the rest, as read with the lease (`unseen`) or read now."""
     if cached and cached.fencing_token == mission.fencing_token - 1:
         return cached.steps
-    if cached and all(step.status == Step.Status.COMPLETED for step in cached.steps):
-        # Other workers ran passes since; a completed step never changes (G2), so only the
-        # steps recorded after ours are read, not the whole history on every other pass.
-        return [*cached.steps, *_steps_from(mission, len(cached.steps))]
-    return _steps_from(mission, 0)
+    if unseen is None:
+        unseen = _steps_from(mission, settled)
+    return [*cached.steps[:settled], *unseen] if cached else unseen
 
 
 def _steps_from(mission: Mission, position: int) -> list[Step]:
-    if postgres_fast_paths.on_postgresql():
-        return postgres_fast_paths.steps_from(mission_id=mission.id, position=position)
     return list(Step.objects.filter(mission=mission, position__gte=position).order_by("position"))
 
 

@@ -30,7 +30,7 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from missions import postgres_fast_paths
-from missions.models import Mission
+from missions.models import Mission, Step
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,20 @@ def lease_expiry(now: datetime) -> datetime:
 
 def lease_acquire(mission_id, worker: str) -> Mission | None:
     """Take the mission if it is runnable and nobody holds a live lease (one conditional UPDATE)."""
+    return lease_acquire_with_steps(mission_id, worker, steps_from=None)[0]
+
+
+def lease_acquire_with_steps(
+    mission_id, worker: str, *, steps_from: int | None
+) -> tuple[Mission | None, list[Step] | None]:
+    """`lease_acquire`; on PostgreSQL with `steps_from` given, the same statement also reads the
+    mission's steps at that position and after. None where they were not read."""
     now = timezone.now()
     expires = lease_expiry(now)
     if postgres_fast_paths.on_postgresql():
-        return _lease_on_postgresql(mission_id, worker=worker, now=now, expires=expires)
+        return _lease_on_postgresql(
+            mission_id, worker=worker, now=now, expires=expires, steps_from=steps_from
+        )
     taken = (
         Mission.objects.filter(id=mission_id, status__in=Mission.RUNNABLE_STATUSES)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
@@ -68,15 +78,13 @@ def lease_acquire(mission_id, worker: str) -> Mission | None:
         )
     )
     if taken != 1:
-        return None
-    return Mission.objects.get(id=mission_id)
+        return None, None
+    return Mission.objects.get(id=mission_id), None
 
 
-def _lease_on_postgresql(mission_id, *, worker: str, now: datetime, expires: datetime):
+def _lease_on_postgresql(mission_id, **lease):
     try:
-        return postgres_fast_paths.lease(
-            mission_id=mission_id, worker=worker, now=now, expires=expires
-        )
+        return postgres_fast_paths.lease(mission_id=mission_id, **lease)
     except (OperationalError, InterfaceError, *_driver_connection_errors()):
         if connection.in_atomic_block:
             raise
@@ -85,9 +93,7 @@ def _lease_on_postgresql(mission_id, *, worker: str, now: datetime, expires: dat
         # the first attempt taken the lease after all, this one finds it held and skips.
         logger.info("mission %s: database connection lost, reconnecting", mission_id)
         connection.close()
-        return postgres_fast_paths.lease(
-            mission_id=mission_id, worker=worker, now=now, expires=expires
-        )
+        return postgres_fast_paths.lease(mission_id=mission_id, **lease)
 
 
 def _driver_connection_errors() -> tuple[type[Exception], ...]:

@@ -75,8 +75,28 @@ def test_a_step_s_statements_are_prepared_once_per_connection():
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [statement for (statement,) in cursor.fetchall()]
-    assert any(
-        statement.lstrip().startswith("UPDATE") and "fencing_token" in statement
-        for statement in prepared
-    ), prepared
+    assert any("WITH leased AS" in statement for statement in prepared), prepared
     assert any("WITH fenced AS" in statement for statement in prepared), prepared
+
+
+def test_a_worker_that_missed_passes_reads_what_it_has_not_seen_with_its_lease():
+    """The lease's statement also reads the steps after those this process saw completed:
+    the pass that follows replays all of them, and none runs twice."""
+    mission = start_counting(steps=4)
+    engine.mission_advance(mission_id=mission.id)  # n:0, seen by this process
+    seen = engine._step_cache[str(mission.id)]
+    saw_only_the_first = engine._Cached(seen.fencing_token, list(seen.steps))
+    engine.mission_advance(mission_id=mission.id)  # n:1 and n:2, as if by another worker
+    engine.mission_advance(mission_id=mission.id)
+    engine._step_cache[str(mission.id)] = saw_only_the_first
+
+    while engine.mission_advance(mission_id=mission.id) != engine.Outcome.FINISHED:
+        pass
+    done = Mission.objects.get(id=mission.id)
+    assert (done.status, done.step_count, done.verdict["total"]) == ("succeeded", 4, 4)
+    recorded = list(Step.objects.filter(mission=mission).order_by("position"))
+    assert [step.name for step in recorded] == ["n:0", "n:1", "n:2", "n:3"]
+    replayed = engine._step_cache[str(mission.id)].steps
+    assert [(step.pk, step.position) for step in replayed] == [
+        (step.pk, step.position) for step in recorded
+    ]
