@@ -119,6 +119,14 @@ SELECT event.payload
 """
 
 
+# services.mission_start's INSERT, every column of the row.
+INSERT_MISSION = f"""
+INSERT INTO {Mission._meta.db_table}
+       ({", ".join(field.column for field in Mission._meta.local_concrete_fields)})
+VALUES ({", ".join(f"%({field.attname})s" for field in Mission._meta.local_concrete_fields)})
+"""
+
+
 def on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
@@ -160,6 +168,18 @@ def lease(
     # no step at or after the position comes back once, with NULL there.
     steps = [_instance(Step, row[width + 1 :]) for row in rows if row[width + 1] is not None]
     return mission, steps
+
+
+def insert_mission(mission: Mission) -> None:
+    """Save a new mission with one prepared statement: composing the INSERT was a sixth of a
+    start's CPU in the web process. Fields are prepared as the ORM's save prepares them, and
+    database errors arrive as Django's (a duplicate idempotency key: IntegrityError)."""
+    fields = Mission._meta.local_concrete_fields
+    params = {f.attname: f.get_db_prep_save(f.pre_save(mission, True), connection) for f in fields}
+    with connection.wrap_database_errors, execute_prepared(INSERT_MISSION, params):
+        pass
+    mission._state.adding = False
+    mission._state.db = connection.alias
 
 
 def _instance(model, row: tuple):

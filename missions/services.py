@@ -22,6 +22,7 @@ from decisions.waits import (
     decisions_settled_for_waiting_step,
     decisions_withdraw,
 )
+from missions import postgres_fast_paths
 from missions.concurrency import (
     PriorityError,
     admit_lost_wakes,
@@ -152,7 +153,7 @@ def mission_start(
     alone = limit is None and not transaction.get_connection().in_atomic_block
     try:
         with contextlib.nullcontext() if alone else transaction.atomic():
-            mission = Mission.objects.create(
+            mission = Mission(
                 type=definition.name,
                 version=definition.version,
                 title=title or definition.title,
@@ -166,6 +167,10 @@ def mission_start(
                 priority=priority,
                 concurrency_key=slot_key,
             )
+            if postgres_fast_paths.on_postgresql():
+                postgres_fast_paths.insert_mission(mission)
+            else:
+                mission.save(force_insert=True)
             if limit is None or mission_admit_or_queue(mission, limit=limit):
                 _wake_on_commit(mission.id, priority=priority)  # at once when `alone`
     except IntegrityError:

@@ -100,3 +100,26 @@ def test_a_worker_that_missed_passes_reads_what_it_has_not_seen_with_its_lease()
     assert [(step.pk, step.position) for step in replayed] == [
         (step.pk, step.position) for step in recorded
     ]
+
+
+def test_a_start_is_one_prepared_insert_and_a_duplicate_is_djangos_integrity_error(requester):
+    from django.db import IntegrityError
+
+    from missions import postgres_fast_paths
+
+    first = mission_start(
+        type="test_count", input={"steps": 1}, started_by=requester, idempotency_key="once"
+    ).mission
+    stored = Mission.objects.get(id=first.id)
+    assert (stored.type, stored.input["steps"], stored.started_by_id) == (
+        "test_count",
+        1,
+        requester.id,
+    )
+    assert stored.input == first.input
+    assert stored.created_at == first.created_at and not first._state.adding
+    again = Mission(
+        type="test_count", version=1, input={}, started_by=requester, idempotency_key="once"
+    )
+    with pytest.raises(IntegrityError):
+        postgres_fast_paths.insert_mission(again)
