@@ -31,6 +31,7 @@ from decisions.selectors import (
 )
 from decisions.trail import decision_audit, decision_hint
 from decisions.webhooks import EVENT_OPENED
+from studiox.compiled_query import CompiledQuery
 
 __all__ = [
     "decision_escalate",
@@ -185,8 +186,9 @@ def decisions_remind_and_escalate(*, now: datetime | None = None) -> dict[str, i
     return {"reminded": _remind_due(now), "escalated": _escalate_due(now)}
 
 
-def _remind_due(now: datetime) -> int:
-    due = (
+# The scheduler's queries, composed once (studiox.compiled_query): they run every second.
+_REMINDERS_DUE = CompiledQuery(
+    lambda now: (
         Decision.objects.filter(
             status=Status.PENDING,
             remind_after__isnull=False,
@@ -196,27 +198,36 @@ def _remind_due(now: datetime) -> int:
         .order_by("due_at", "id")
         .values_list("id", flat=True)[:REMINDER_BATCH]
     )
-    return sum(decision_remind(decision_id=decision_id, now=now) for decision_id in list(due))
-
-
-def _escalate_due(now: datetime) -> int:
-    # As long again after the reminder as the role had before it.
-    escalates_at = ExpressionWrapper(
-        F("reminded_at") + F("remind_after"), output_field=DateTimeField()
-    )
-    due = (
+)
+# As long again after the reminder as the role had before it.
+_ESCALATIONS_DUE = CompiledQuery(
+    lambda now: (
         Decision.objects.filter(
             status=Status.PENDING,
             reminded_at__isnull=False,
             escalated_at__isnull=True,
             escalation_role__isnull=False,
         )
-        .annotate(escalates_at=escalates_at)
+        .annotate(
+            escalates_at=ExpressionWrapper(
+                F("reminded_at") + F("remind_after"), output_field=DateTimeField()
+            )
+        )
         .filter(escalates_at__lte=now)
         .order_by("reminded_at", "id")
         .values_list("id", flat=True)[:REMINDER_BATCH]
     )
-    return sum(decision_escalate(decision_id=decision_id, now=now) for decision_id in list(due))
+)
+
+
+def _remind_due(now: datetime) -> int:
+    due = _REMINDERS_DUE.values(now=now)
+    return sum(decision_remind(decision_id=decision_id, now=now) for decision_id in due)
+
+
+def _escalate_due(now: datetime) -> int:
+    due = _ESCALATIONS_DUE.values(now=now)
+    return sum(decision_escalate(decision_id=decision_id, now=now) for decision_id in due)
 
 
 @transaction.atomic

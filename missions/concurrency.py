@@ -31,6 +31,7 @@ from missions.handover import advance_woken
 from missions.models import ConcurrencyLimit, Mission
 from missions.runtime import MissionDefinition, get_definition
 from observations.services import observation_record
+from studiox.compiled_query import CompiledQuery
 
 Status = Mission.Status
 QUEUED = Mission.WaitingOn.QUEUED
@@ -208,17 +209,22 @@ def _admit(mission: Mission, *, freed_for: str) -> None:
     transaction.on_commit(lambda: advance_woken(mission_id, priority=priority))
 
 
-def admit_lost_wakes() -> int:
-    """The scheduler's backstop: admit queued missions wherever slots are free (a slot freed
-    by a path that did not admit, or a limit raised by a deploy). Missions admitted."""
-    groups = (
+# Composed once (studiox.compiled_query): the scheduler asks every second.
+_QUEUED_GROUPS = CompiledQuery(
+    lambda: (
         Mission.objects.filter(status=Status.WAITING, waiting_on=QUEUED)
         .order_by()
         .values_list("type", "concurrency_key")
         .distinct()[:500]
     )
+)
+
+
+def admit_lost_wakes() -> int:
+    """The scheduler's backstop: admit queued missions wherever slots are free (a slot freed
+    by a path that did not admit, or a limit raised by a deploy). Missions admitted."""
     admitted = 0
-    for mission_type, key in list(groups):
+    for mission_type, key in _QUEUED_GROUPS.rows():
         limit = _limit_of(mission_type)
         # A type whose code no longer declares a limit lets its queue go at once.
         admitted += admit_queued(mission_type=mission_type, key=key, limit=limit or 2**31 - 1)

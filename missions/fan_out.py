@@ -60,6 +60,7 @@ from missions.runtime import DEFAULT_RETRY, NonRetryableError, RetryPolicy, get_
 from missions.waits import mission_wake
 from observations.services import observation_record
 from studiox import task_queue
+from studiox.compiled_query import CompiledQuery
 
 logger = logging.getLogger(__name__)
 
@@ -774,71 +775,97 @@ class ItemHeartbeat(Heartbeat):
 # --- the scheduler, operators and the pre-deploy check -------------------------------------
 
 
-def map_items_recover(*, batch: int = 500) -> int:
+RECOVER_BATCH = 500  # items (and missions) one scheduler pass handles at most
+
+
+def map_items_recover() -> int:
     """One scheduler pass over items (missions_tick): send again items whose back-off is due,
     whose worker died or whose message was lost; wake a mission whose map settled without
     waking it. Only items of missions that may move."""
-    ids = [*_due_retries(batch=batch), *_lost_items(batch=batch)]
-    resend = MapItem.objects.filter(id__in=ids)
-    for mission_id, name, index in resend.values_list("mission_id", "step_name", "index"):
-        enqueue_items(mission_id, name, [index])
-    return len(ids) + _wake_settled_maps(batch=batch)
+    ids = [*_due_retries(), *_lost_items()]
+    if ids:
+        resend = MapItem.objects.filter(id__in=ids)
+        for mission_id, name, index in resend.values_list("mission_id", "step_name", "index"):
+            enqueue_items(mission_id, name, [index])
+    return len(ids) + _wake_settled_maps()
 
 
-def _of_moving_missions():
+def _of_moving_missions() -> QuerySet[MapItem]:
     return MapItem.objects.filter(
         Exists(Mission.objects.filter(id=OuterRef("mission_id"), status__in=MOVING))
     )
 
 
-def _due_retries(*, batch: int) -> list[int]:
+# The scheduler's queries, composed once (studiox.compiled_query): they run every second.
+_DUE_RETRIES = CompiledQuery(
+    lambda now: (
+        _of_moving_missions()
+        .filter(status=ItemStatus.RETRYING, wake_at__lte=now, enqueued_at__isnull=False)
+        .values_list("id", flat=True)[:RECOVER_BATCH]
+    )
+)
+# A running item whose lease ran out lost its worker: sent again after a short grace. A pending
+# item still not taken long after it was sent lost its message: items of a wide map may queue
+# for a while behind each other, so only after a longer one.
+_LOST_ITEMS = CompiledQuery(
+    lambda now, dead_sent_before, unsent_sent_before: (
+        _of_moving_missions()
+        .filter(
+            Q(status=ItemStatus.RUNNING, lease_expires_at__lt=now, enqueued_at__lt=dead_sent_before)
+            | Q(
+                status=ItemStatus.PENDING,
+                lease_expires_at__isnull=True,
+                enqueued_at__lt=unsent_sent_before,
+            )
+        )
+        .values_list("id", flat=True)[:RECOVER_BATCH]
+    )
+)
+# A mission waiting on a map none of whose items holds a slot (the settle check wakes it in the
+# same transaction; this covers what a crash may have left).
+_SETTLED_MAPS = CompiledQuery(
+    lambda: (
+        Mission.objects.filter(status=Mission.Status.WAITING, waiting_on=Mission.WaitingOn.MAP)
+        .exclude(
+            Exists(
+                MapItem.objects.filter(
+                    mission_id=OuterRef("id"),
+                    step_name=OuterRef("current_step"),
+                    status__in=UNFINISHED,
+                    enqueued_at__isnull=False,
+                )
+            )
+        )
+        .values_list("id", flat=True)[:RECOVER_BATCH]
+    )
+)
+
+
+def _due_retries() -> list[int]:
     now = timezone.now()
-    due = _of_moving_missions().filter(
-        status=ItemStatus.RETRYING, wake_at__lte=now, enqueued_at__isnull=False
-    )
-    ids = list(due.values_list("id", flat=True)[:batch])
-    MapItem.objects.filter(id__in=ids, status=ItemStatus.RETRYING).update(
-        status=ItemStatus.PENDING, wake_at=None, enqueued_at=now
-    )
+    ids = _DUE_RETRIES.values(now=now)
+    if ids:
+        MapItem.objects.filter(id__in=ids, status=ItemStatus.RETRYING).update(
+            status=ItemStatus.PENDING, wake_at=None, enqueued_at=now
+        )
     return ids
 
 
-def _lost_items(*, batch: int) -> list[int]:
-    """A running item whose lease ran out lost its worker: sent again after a short grace. A
-    pending item still not taken long after it was sent lost its message: items of a wide
-    map may queue for a while behind each other, so only after a longer one."""
+def _lost_items() -> list[int]:
     now = timezone.now()
     lease = settings.STUDIOX_LEASE_SECONDS
-    dead = Q(
-        status=ItemStatus.RUNNING,
-        lease_expires_at__lt=now,
-        enqueued_at__lt=now - timedelta(seconds=max(lease, 5)),
+    ids = _LOST_ITEMS.values(
+        now=now,
+        dead_sent_before=now - timedelta(seconds=max(lease, 5)),
+        unsent_sent_before=now - timedelta(seconds=max(lease * 3, 30)),
     )
-    unsent = Q(
-        status=ItemStatus.PENDING,
-        lease_expires_at__isnull=True,
-        enqueued_at__lt=now - timedelta(seconds=max(lease * 3, 30)),
-    )
-    ids = list(_of_moving_missions().filter(dead | unsent).values_list("id", flat=True)[:batch])
-    MapItem.objects.filter(id__in=ids).update(enqueued_at=now)
+    if ids:
+        MapItem.objects.filter(id__in=ids).update(enqueued_at=now)
     return ids
 
 
-def _wake_settled_maps(*, batch: int) -> int:
-    """Backstop: a mission waiting on a map none of whose items holds a slot (the settle check
-    wakes it in the same transaction; this covers what a crash may have left)."""
-    holding = MapItem.objects.filter(
-        mission_id=OuterRef("id"),
-        step_name=OuterRef("current_step"),
-        status__in=UNFINISHED,
-        enqueued_at__isnull=False,
-    )
-    quiet = list(
-        Mission.objects.filter(status=Mission.Status.WAITING, waiting_on=Mission.WaitingOn.MAP)
-        .exclude(Exists(holding))
-        .values_list("id", flat=True)[:batch]
-    )
-    return sum(mission_wake(mission_id=mission_id) for mission_id in quiet)
+def _wake_settled_maps() -> int:
+    return sum(mission_wake(mission_id=mission_id) for mission_id in _SETTLED_MAPS.values())
 
 
 def map_items_retry(*, mission: Mission) -> None:

@@ -37,6 +37,7 @@ from missions.models import Event, EventDelivery, Mission, Step
 from missions.runtime import get_definition
 from missions.waits import mission_wake, mission_wake_parent
 from observations.services import observation_record
+from studiox.compiled_query import CompiledQuery
 from studiox.safe_input import json_problem
 
 Status = Mission.Status
@@ -434,71 +435,100 @@ def missions_tick() -> dict[str, int]:
         "missions": _wake_missed_mission_ends(),
         "recovered": _requeue_lost(),
         "admitted": admit_lost_wakes(),
-        "map_items": map_items_recover(batch=TICK_BATCH),
+        "map_items": map_items_recover(),
     }
 
 
-def _wake_due() -> int:
-    now = timezone.now()
-    due = list(
+# The tick's queries, composed once (studiox.compiled_query): they run every second.
+_DUE = CompiledQuery(
+    lambda now: (
         Mission.objects.filter(status=Status.WAITING, wake_at__lte=now)
         .order_by("wake_at")
         .values_list("id", flat=True)[:TICK_BATCH]
     )
-    return sum(mission_wake(mission_id=mission_id) for mission_id in due)
-
-
-def _wake_missed_events() -> int:
-    # An event that arrived while its mission was committing its wait met no waiter; the wait
-    # did not see the event either. The database still has both, so join them here.
-    unclaimed = Event.objects.filter(
-        name=OuterRef("waiting_event"), key=OuterRef("waiting_event_key"), delivered_at=None
-    )
-    missed = list(
+)
+# An event that arrived while its mission was committing its wait met no waiter; the wait did
+# not see the event either. The database still has both, so they are joined here.
+_MISSED_EVENTS = CompiledQuery(
+    lambda: (
         Mission.objects.filter(status=Status.WAITING, waiting_on__in=EVENT_WAITS)
         .exclude(waiting_event="")
-        .filter(Exists(unclaimed))
+        .filter(
+            Exists(
+                Event.objects.filter(
+                    name=OuterRef("waiting_event"),
+                    key=OuterRef("waiting_event_key"),
+                    delivered_at=None,
+                )
+            )
+        )
         .values_list("id", flat=True)[:TICK_BATCH]
     )
-    return sum(mission_wake(mission_id=mission_id) for mission_id in missed)
-
-
-def _wake_settled_decisions() -> int:
-    # Deciding locks the mission row, so a decision cannot slip past a worker re-entering its
-    # wait; this join is the backstop the database makes cheap (messages are hints).
-    settled = list(
+)
+# Deciding locks the mission row, so a decision cannot slip past a worker re-entering its wait;
+# this join is the backstop the database makes cheap (messages are hints).
+_SETTLED_DECISIONS = CompiledQuery(
+    lambda: (
         Mission.objects.filter(status=Status.WAITING, waiting_on=Mission.WaitingOn.DECISION)
         .filter(Exists(decisions_settled_for_waiting_step()))
         .values_list("id", flat=True)[:TICK_BATCH]
     )
-    return sum(mission_wake(mission_id=mission_id) for mission_id in settled)
+)
+# A child's end wakes its parent in the same transaction; this finds a parent whose child (or
+# decision of a wait_any) settled after the parent last wrote its wait.
+_MISSED_MISSION_ENDS = CompiledQuery(
+    lambda: (
+        Mission.objects.filter(
+            status=Status.WAITING,
+            waiting_on__in=(Mission.WaitingOn.MISSIONS, Mission.WaitingOn.ANY),
+        )
+        .filter(
+            Exists(
+                Mission.objects.filter(
+                    parent=OuterRef("id"), finished_at__gte=OuterRef("updated_at")
+                )
+            )
+            | Exists(decisions_settled_for_any_wait())
+        )
+        .values_list("id", flat=True)[:TICK_BATCH]
+    )
+)
+# A lease that ran out lost its worker; a mission never leased long after it was enqueued
+# lost its message.
+_LOST = CompiledQuery(
+    lambda now, enqueued_before: (
+        Mission.objects.filter(status__in=Mission.RUNNABLE_STATUSES)
+        .filter(
+            Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True, enqueued_at__lt=enqueued_before)
+            | Q(lease_expires_at__isnull=True, enqueued_at__isnull=True)
+        )
+        .values_list("id", "priority")[:TICK_BATCH]
+    )
+)
+
+
+def _wake_due() -> int:
+    due = _DUE.values(now=timezone.now())
+    return sum(mission_wake(mission_id=mission_id) for mission_id in due)
+
+
+def _wake_missed_events() -> int:
+    return sum(mission_wake(mission_id=mission_id) for mission_id in _MISSED_EVENTS.values())
+
+
+def _wake_settled_decisions() -> int:
+    return sum(mission_wake(mission_id=mission_id) for mission_id in _SETTLED_DECISIONS.values())
 
 
 def _wake_missed_mission_ends() -> int:
-    # A child's end wakes its parent in the same transaction; this finds a parent whose
-    # child (or decision of a wait_any) settled after the parent last wrote its wait.
-    ended = Mission.objects.filter(parent=OuterRef("id"), finished_at__gte=OuterRef("updated_at"))
-    waiting = Mission.objects.filter(
-        status=Status.WAITING,
-        waiting_on__in=(Mission.WaitingOn.MISSIONS, Mission.WaitingOn.ANY),
-    )
-    missed = list(
-        waiting.filter(Exists(ended) | Exists(decisions_settled_for_any_wait())).values_list(
-            "id", flat=True
-        )[:TICK_BATCH]
-    )
-    return sum(mission_wake(mission_id=mission_id) for mission_id in missed)
+    return sum(mission_wake(mission_id=mission_id) for mission_id in _MISSED_MISSION_ENDS.values())
 
 
 def _requeue_lost() -> int:
     now = timezone.now()
-    grace = now - timedelta(seconds=max(settings.STUDIOX_LEASE_SECONDS, 5))
-    lost = Mission.objects.filter(status__in=Mission.RUNNABLE_STATUSES).filter(
-        Q(lease_expires_at__lt=now)
-        | Q(lease_expires_at__isnull=True, enqueued_at__lt=grace)
-        | Q(lease_expires_at__isnull=True, enqueued_at__isnull=True)
-    )
-    rows = list(lost.values_list("id", "priority")[:TICK_BATCH])
+    grace = timedelta(seconds=max(settings.STUDIOX_LEASE_SECONDS, 5))
+    rows = _LOST.rows(now=now, enqueued_before=now - grace)
     if rows:
         Mission.objects.filter(id__in=[mission_id for mission_id, _ in rows]).update(
             enqueued_at=now
