@@ -9,13 +9,25 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db.models import Case, DecimalField, F, Q, QuerySet, TextField, Value, When
+from django.db.models import (
+    Case,
+    DateTimeField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from decisions.models import Decision, Delegation
 from missions.search import SEARCH_MAX_LENGTH, declared_amount_fields, mission_search_q
+from studiox.compiled_query import CompiledQuery
 
 # Undated decisions sort after dated ones on every database (SQLite puts NULLs first).
 SORTS = {
@@ -328,3 +340,49 @@ def decisions_settled_for_any_wait() -> QuerySet[Decision]:
         mission=OuterRef("id"),
         step_name__startswith=Concat(OuterRef("current_step"), Value(":")),
     ).exclude(status__in=(Decision.Status.PENDING, Decision.Status.WITHDRAWN))
+
+
+# The scheduler's reads (decisions.waits.decisions_remind_and_escalate), composed once
+# (studiox.compiled_query): they run every second.
+REMINDER_BATCH = 500
+_REMINDERS_DUE = CompiledQuery(
+    lambda now: (
+        Decision.objects.filter(
+            status=Decision.Status.PENDING,
+            remind_after__isnull=False,
+            reminded_at__isnull=True,
+            due_at__lte=now,
+        )
+        .order_by("due_at", "id")
+        .values_list("id", flat=True)[:REMINDER_BATCH]
+    )
+)
+# As long again after the reminder as the role had before it.
+_ESCALATIONS_DUE = CompiledQuery(
+    lambda now: (
+        Decision.objects.filter(
+            status=Decision.Status.PENDING,
+            reminded_at__isnull=False,
+            escalated_at__isnull=True,
+            escalation_role__isnull=False,
+        )
+        .annotate(
+            escalates_at=ExpressionWrapper(
+                F("reminded_at") + F("remind_after"), output_field=DateTimeField()
+            )
+        )
+        .filter(escalates_at__lte=now)
+        .order_by("reminded_at", "id")
+        .values_list("id", flat=True)[:REMINDER_BATCH]
+    )
+)
+
+
+def decisions_reminders_due(*, now: datetime) -> list[int]:
+    """Pending decisions past their due time whose role has not been reminded, oldest first."""
+    return _REMINDERS_DUE.values(now=now)
+
+
+def decisions_escalations_due(*, now: datetime) -> list[int]:
+    """Reminded decisions still pending as long again after the reminder, oldest first."""
+    return _ESCALATIONS_DUE.values(now=now)

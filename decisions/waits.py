@@ -20,18 +20,18 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
 from decisions.models import Decision, DecisionAudit
 from decisions.notify import notify_on_commit
 from decisions.selectors import (
+    decisions_escalations_due,
+    decisions_reminders_due,
     decisions_settled_for_any_wait,
     decisions_settled_for_waiting_step,
 )
 from decisions.trail import decision_audit, decision_hint
 from decisions.webhooks import EVENT_OPENED
-from studiox.compiled_query import CompiledQuery
 
 __all__ = [
     "decision_escalate",
@@ -176,7 +176,6 @@ def decision_withdraw(*, mission_id, step_name: str, reason: str) -> bool:
 
 EVENT_REMINDED = "decision.reminded"
 EVENT_ESCALATED = "decision.escalated"
-REMINDER_BATCH = 500
 
 
 def decisions_remind_and_escalate(*, now: datetime | None = None) -> dict[str, int]:
@@ -186,47 +185,13 @@ def decisions_remind_and_escalate(*, now: datetime | None = None) -> dict[str, i
     return {"reminded": _remind_due(now), "escalated": _escalate_due(now)}
 
 
-# The scheduler's queries, composed once (studiox.compiled_query): they run every second.
-_REMINDERS_DUE = CompiledQuery(
-    lambda now: (
-        Decision.objects.filter(
-            status=Status.PENDING,
-            remind_after__isnull=False,
-            reminded_at__isnull=True,
-            due_at__lte=now,
-        )
-        .order_by("due_at", "id")
-        .values_list("id", flat=True)[:REMINDER_BATCH]
-    )
-)
-# As long again after the reminder as the role had before it.
-_ESCALATIONS_DUE = CompiledQuery(
-    lambda now: (
-        Decision.objects.filter(
-            status=Status.PENDING,
-            reminded_at__isnull=False,
-            escalated_at__isnull=True,
-            escalation_role__isnull=False,
-        )
-        .annotate(
-            escalates_at=ExpressionWrapper(
-                F("reminded_at") + F("remind_after"), output_field=DateTimeField()
-            )
-        )
-        .filter(escalates_at__lte=now)
-        .order_by("reminded_at", "id")
-        .values_list("id", flat=True)[:REMINDER_BATCH]
-    )
-)
-
-
 def _remind_due(now: datetime) -> int:
-    due = _REMINDERS_DUE.values(now=now)
+    due = decisions_reminders_due(now=now)
     return sum(decision_remind(decision_id=decision_id, now=now) for decision_id in due)
 
 
 def _escalate_due(now: datetime) -> int:
-    due = _ESCALATIONS_DUE.values(now=now)
+    due = decisions_escalations_due(now=now)
     return sum(decision_escalate(decision_id=decision_id, now=now) for decision_id in due)
 
 
