@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any
 
 import redis
@@ -26,14 +27,14 @@ from redis.exceptions import ConnectionError, TimeoutError
 class DirectConnection:
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self.pool = pool
-        self._pid: int | None = None
         self._lock = threading.Lock()
         self._connection: redis.Connection | None = None
+        # A forked child has its parent's socket (never to be shared) and, if another thread
+        # held the lock at the fork, a lock nobody will release: it starts afresh.
+        kept = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _start_afresh(kept()))
 
     def execute(self, *args: Any) -> Any:
-        if self._pid != os.getpid():  # first use, or a forked child: never share a socket
-            self._lock, self._connection = threading.Lock(), None
-            self._pid = os.getpid()
         with self._lock:
             if self._connection is None:
                 self._connection = self.pool.make_connection()
@@ -44,3 +45,8 @@ class DirectConnection:
                 self._connection.disconnect()
                 self._connection.send_command(*args)  # connects again
                 return self._connection.read_response()
+
+
+def _start_afresh(direct: DirectConnection | None) -> None:
+    if direct is not None:
+        direct._lock, direct._connection = threading.Lock(), None
