@@ -5,18 +5,24 @@ import pytest
 
 from bench import production
 
-COMMIT_MS = 0.5
 PEERS = {
     "bare chain": {"gap_ms": 2.0, "steps_per_s": 400.0},
     "DBOS": {"gap_ms": 3.0, "steps_per_s": 300.0},
     "LangGraph": {"gap_ms": 4.0, "steps_per_s": 500.0},
 }
-STUDIOX = {"gap_ms": 3.0, "steps_per_s": 300.0, "post_ms": 15.0, "starts_per_s": 200.0}
-SLICED = {"gap_ms": 1.0, "steps_per_s": 750.0}
+# Each stack's own commit, taken just before its gap.
+STUDIOX = {
+    "commit_ms": 0.5,
+    "gap_ms": 3.0,
+    "steps_per_s": 300.0,
+    "post_ms": 15.0,
+    "starts_per_s": 200.0,
+}
+SLICED = {"commit_ms": 0.5, "gap_ms": 1.0, "steps_per_s": 750.0}
 
 
 def verdicts(studiox: dict, sliced: dict, peers: dict) -> list[str]:
-    return [row[-1] for row in production.rows(studiox, sliced, peers, COMMIT_MS)]
+    return [row[-1] for row in production.rows(studiox, sliced, peers)]
 
 
 def test_figures_on_their_targets_are_met():
@@ -28,6 +34,7 @@ def test_figures_on_their_targets_are_met():
     [
         ("gap above 1.5× the bare chain", {"gap_ms": 3.01}, {}),
         ("time-slice gap above 2× one commit", {}, {"gap_ms": 1.01}),
+        ("time-slice gap above 2× its own stack's commit", {}, {"commit_ms": 0.49}),
         ("time-slice rate below 1.5× the best peer", {}, {"steps_per_s": 749.0}),
         ("POST median above 15 ms", {"post_ms": 15.1}, {}),
         ("starts below 200/s", {"starts_per_s": 199.0}, {}),
@@ -56,11 +63,13 @@ def test_a_failed_peer_leaves_its_targets_undecided():
 
 
 def test_ratios_compare_with_the_bare_chain_the_best_peer_and_one_commit():
-    gap_row = production.rows(STUDIOX, SLICED, PEERS, COMMIT_MS)[0]
+    gap_row = production.rows(STUDIOX, SLICED, PEERS)[0]
     by_column = dict(zip(production.HEADER, gap_row, strict=True))
     assert by_column["StudioX / bare chain"] == "1.50×"
     assert by_column["StudioX / best peer"] == "1.50×"  # the lowest gap is the bare chain's
     assert by_column["gap / 1 commit"] == "6.00×"
+    sliced_gap_row = production.rows(STUDIOX, {**SLICED, "commit_ms": 0.25}, PEERS)[2]
+    assert dict(zip(production.HEADER, sliced_gap_row, strict=True))["gap / 1 commit"] == "4.00×"
 
 
 def test_the_measured_stack_ignores_the_callers_studiox_settings(monkeypatch, tmp_path):

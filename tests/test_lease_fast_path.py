@@ -2,8 +2,11 @@
 flush, so a checkpoint may commit only through the connection that took the lease; a connection
 PostgreSQL dropped while idle is replaced once, since workers skip the health check."""
 
+import datetime
+
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from missions import engine
 from missions.lease import lease_acquire
@@ -123,3 +126,52 @@ def test_a_start_is_one_prepared_insert_and_a_duplicate_is_djangos_integrity_err
     )
     with pytest.raises(IntegrityError):
         postgres_fast_paths.insert_mission(again)
+
+
+def test_a_leased_mission_and_its_steps_are_what_the_orm_reads():
+    """The lease's rows go through psycopg's own timestamp loader, not Django's: the same
+    values, in the same UTC time zone object, as the ORM's reading of the same rows."""
+    from missions import postgres_fast_paths
+
+    mission = start_counting(steps=3)
+    engine.mission_advance(mission_id=mission.id)
+    engine.mission_advance(mission_id=mission.id)
+    Mission.objects.filter(id=mission.id).update(lease_owner="", lease_expires_at=None)
+    now = timezone.now()
+    leased, steps = postgres_fast_paths.lease(
+        mission_id=mission.id, worker="worker-a", now=now, expires=now, steps_from=0
+    )
+    stored = Mission.objects.get(id=mission.id)
+    times = [
+        field.attname
+        for field in Mission._meta.concrete_fields
+        if field.get_internal_type() == "DateTimeField"
+    ]
+    assert [getattr(leased, name) for name in times] == [getattr(stored, name) for name in times]
+    assert leased.created_at.tzinfo is stored.created_at.tzinfo is datetime.UTC
+    recorded = list(Step.objects.filter(mission=mission).order_by("position"))
+    assert len(steps) == len(recorded) == 2
+    for read, orm in zip(steps, recorded, strict=True):
+        assert (read.started_at, read.finished_at, read.result) == (
+            orm.started_at,
+            orm.finished_at,
+            orm.result,
+        )
+        assert read.finished_at.tzinfo is datetime.UTC
+
+
+def test_the_checkpoint_finds_its_mission_by_key_however_many_are_running():
+    """With no statistics (a new database), PostgreSQL took the checkpoint's fence through the
+    status index, walking every running mission on every step."""
+    from missions import postgres_fast_paths
+
+    mission = start_counting()
+    Mission.objects.bulk_create(
+        [Mission(type="test_count", version=1, input={}, status="running") for _ in range(50)]
+    )
+    fence = postgres_fast_paths.FENCE + " SELECT id FROM fenced"
+    values = {"now": timezone.now(), "name": "n:0", "keep": True, "mission": mission.id, "token": 0}
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + fence, values)
+        plan = "\n".join(row for (row,) in cursor.fetchall())
+    assert "missions_mission_pkey" in plan, plan
