@@ -669,8 +669,13 @@ def main() -> None:
     finished = False
     try:
         fresh_database_and_django(env)
+        from bench.common import commit_baseline
+
         token = api_token(env)
         facts = machine()
+        # Shown beside the table: the commit the gaps are held against is each stack's own.
+        idle_commit = statistics.median(commit_baseline()) * 1000
+        facts["commit"] = f"{idle_commit:.2f} ms at the start, with no stack up"
         sizes = [
             *("--missions", str(MISSIONS), "--steps", str(STEPS)),
             *("--gap-runs", str(GAP_RUNS), "--timeout", str(TIMEOUT)),
