@@ -71,6 +71,7 @@ class Outcome(StrEnum):
 
 
 _WAIT_KINDS = (Step.Kind.SLEEP, Step.Kind.EVENT, Step.Kind.DECISION)
+_STEP, _COMPLETED = Step.Kind.STEP, Step.Status.COMPLETED  # replay compares these
 
 
 class _Yield(BaseException):
@@ -102,7 +103,7 @@ def mission_advance(*, mission_id, worker: str | None = None) -> Outcome:
     deadline = time.monotonic() + settings.STUDIOX_TIME_SLICE_MS / 1000
     definition = get_definition(mission.type, mission.version)
     steps = _load_steps(mission, cached, settled=settled, unseen=unseen)
-    ctx = MissionContext(mission, definition, steps, deadline=deadline)
+    ctx = MissionContext(mission, definition, steps, deadline=deadline, settled=settled)
     if definition is None:
         return _finish_pass(
             ctx,
@@ -224,27 +225,28 @@ class _Cached:
 
     fencing_token: int
     steps: list[Step]
+    settled: int = 0  # how many of `steps`, from the first, it saw completed
 
 
 _step_cache: dict[str, _Cached] = {}  # by mission id
 _CACHE_LIMIT = 2000
 
 
-def _remember(mission_id, token: int, steps: list[Step]) -> None:
+def _remember(mission_id, token: int, steps: list[Step], *, settled_from: int = 0) -> None:
+    """Keep `steps` for the mission's next pass; the first `settled_from` are known completed,
+    so only the steps after them are looked at (a long mission's pass stays short)."""
     if len(_step_cache) >= _CACHE_LIMIT:
         _step_cache.clear()
-    _step_cache[str(mission_id)] = _Cached(token, steps)
+    settled = settled_from
+    while settled < len(steps) and steps[settled].status == Step.Status.COMPLETED:
+        settled += 1
+    _step_cache[str(mission_id)] = _Cached(token, steps, settled)
 
 
 def _first_unsettled(cached: _Cached | None) -> int:
     """Where the steps this process has not seen for sure begin: a completed step never
     changes (G2), so only those after the completed ones it saw are read again."""
-    if cached is None:
-        return 0
-    for position, step in enumerate(cached.steps):
-        if step.status != Step.Status.COMPLETED:
-            return position
-    return len(cached.steps)
+    return 0 if cached is None else cached.settled
 
 
 def _load_steps(
@@ -287,11 +289,13 @@ class MissionContext:
         steps: list[Step],
         *,
         deadline: float,
+        settled: int = 0,
     ):
         self.mission = mission
         self.definition = definition
         self._token = mission.fencing_token
         self._steps = steps
+        self._settled = settled  # the first `settled` steps were seen completed
         self._names = {step.name: step for step in steps}
         self._position = 0
         self._pending_observations: list[dict] = []
@@ -349,10 +353,14 @@ class MissionContext:
     ) -> Any:
         """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; replay returns it.
         `title` (text, or a function of the result) is the step's line on the rail."""
-        recorded = self._recorded_here(name, Kind.STEP)
-        if recorded is not None and recorded.status == Step.Status.COMPLETED:
-            self._position += 1  # replay, the path every pass takes for every step before
-            return recorded.result
+        # Replay, the path every pass takes for every step before its own: written out here
+        # (no call of _recorded_here) because a long mission's pass runs it a thousand times.
+        position = self._position
+        if position < len(self._steps):
+            recorded = self._steps[position]
+            if recorded.name == name and recorded.kind == _STEP and recorded.status == _COMPLETED:
+                self._position = position + 1
+                return recorded.result
         return self._run_step(
             name, Kind.STEP, lambda: fn(*args, **kwargs), retry=retry, title=title
         )
@@ -1154,7 +1162,7 @@ class MissionContext:
         return step.result
 
     def cache(self) -> None:
-        _remember(self.mission.id, self._token, self._steps)
+        _remember(self.mission.id, self._token, self._steps, settled_from=self._settled)
 
 
 class _CommitBlock:

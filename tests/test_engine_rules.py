@@ -373,3 +373,21 @@ def test_any_json_payload_reaches_the_woken_wait_unchanged(payload):
     mission = drain(start("test_event", key="any"))
     event_deliver(event="shipped", key="any", payload=payload)
     assert drain(mission).verdict["payload"] == payload
+
+
+def test_a_pass_reads_again_only_the_steps_after_those_it_saw_completed():
+    """The worker's cache counts the leading steps it saw completed: a wait still open stays
+    outside that count until a pass sees it completed, and nothing before it is read again."""
+    from missions.services import event_deliver
+
+    waiting = start("test_event", key="seen-1")
+    assert drain(waiting).status == Mission.Status.WAITING
+    seen = engine._step_cache[str(waiting.id)]
+    assert [step.status for step in seen.steps] == ["completed", "waiting"]
+    assert seen.settled == 1  # the wait may still change; "prepare" never will
+
+    event_deliver(event="shipped", key="seen-1", payload={"n": 1})
+    done = drain(waiting)
+    assert (done.status, done.verdict["payload"]) == (Mission.Status.SUCCEEDED, {"n": 1})
+    seen = engine._step_cache[str(waiting.id)]
+    assert seen.settled == 2 == len(seen.steps)

@@ -88,7 +88,7 @@ def test_a_worker_that_missed_passes_reads_what_it_has_not_seen_with_its_lease()
     mission = start_counting(steps=4)
     engine.mission_advance(mission_id=mission.id)  # n:0, seen by this process
     seen = engine._step_cache[str(mission.id)]
-    saw_only_the_first = engine._Cached(seen.fencing_token, list(seen.steps))
+    saw_only_the_first = engine._Cached(seen.fencing_token, list(seen.steps), seen.settled)
     engine.mission_advance(mission_id=mission.id)  # n:1 and n:2, as if by another worker
     engine.mission_advance(mission_id=mission.id)
     engine._step_cache[str(mission.id)] = saw_only_the_first
