@@ -15,11 +15,12 @@ Transact and LangGraph with PostgresSaver; and one PostgreSQL commit as the base
 Run from the project root: `.venv/bin/python -m bench.production`. Sizes (environment):
 BENCH_MISSIONS (50), BENCH_STEPS (40), BENCH_GAP_RUNS (3 lone missions for the gap),
 BENCH_POSTS (100 one at a time), BENCH_CLIENTS (8), BENCH_CONCURRENT_POSTS (400),
-BENCH_TIMEOUT (300 s per wait), BENCH_WEB_PROCESSES (2). Servers: BENCH_PG_URL
-(postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL (redis://127.0.0.1:6379). BENCH_JSON
-names a file that also gets every figure as JSON. A quick run:
-`BENCH_MISSIONS=5 BENCH_STEPS=5 BENCH_POSTS=10 BENCH_CONCURRENT_POSTS=40 .venv/bin/python -m
-bench.production`.
+BENCH_TIMEOUT (300 s per wait), BENCH_WEB_PROCESSES (2), BENCH_ROUNDS (2: the peers then
+StudioX, then StudioX then the peers; each figure is the median of the rounds, for two the
+mean). Servers: BENCH_PG_URL (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL
+(redis://127.0.0.1:6379). BENCH_JSON names a file that also gets every figure as JSON. A
+quick run: `BENCH_MISSIONS=5 BENCH_STEPS=5 BENCH_POSTS=10 BENCH_CONCURRENT_POSTS=40
+BENCH_ROUNDS=1 .venv/bin/python -m bench.production`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ GAP_RUNS = env_int("BENCH_GAP_RUNS", 3)
 POSTS = env_int("BENCH_POSTS", 100)
 CLIENTS = env_int("BENCH_CLIENTS", 8)
 CONCURRENT_POSTS = env_int("BENCH_CONCURRENT_POSTS", 400)
+ROUNDS = env_int("BENCH_ROUNDS", 2)  # each figure: the median of the rounds (see measure_round)
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "300"))
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
@@ -583,6 +585,11 @@ def rows(studiox: dict, sliced: dict, peers: dict[str, dict | None]) -> list:
 
 
 PEERS = ("bare chain", "DBOS", "LangGraph")
+PEER_SCRIPTS = [
+    ("bare chain", "bench.peers.bare_chain", "studiox_benchchain"),
+    ("DBOS", "bench.peers.dbos_chain", "studiox_benchdbos"),
+    ("LangGraph", "bench.peers.langgraph_chain", "studiox_benchlanggraph"),
+]
 HEADER = [
     "figure",
     "StudioX",
@@ -630,6 +637,9 @@ def print_report(facts: dict, studiox: dict, sliced: dict, peers: dict) -> None:
         print(f"{name}: " + (f"{result['version']}; {result['mode']}" if result else "failed"))
     print("1 commit: median of 500 INSERT + COMMIT through Django's connection (bench.common),")
     print("  taken with the stack up and idle, just before the gap it measures.")
+    print(f"Rounds: {ROUNDS}, the peers first in odd rounds and StudioX first in even ones; each")
+    print("  figure is the median of the rounds (for two, the mean); the lines above describe the")
+    print("  first round.")
     print("Ratios: StudioX / peer of the same figure (a gap is better lower, a rate higher); the")
     print("  best peer is the lowest gap or the highest rate of the three.")
 
@@ -659,6 +669,49 @@ def interrupt_once() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def measure_round(index: int, env: dict[str, str], token: str, scratch: Path) -> dict:
+    """The peers and StudioX once each; every other round StudioX goes first, so that a
+    machine growing slower or faster during the run favours neither side of a ratio."""
+    found: dict = {"peers": {}}
+
+    def the_peers() -> None:
+        sizes = [
+            *("--missions", str(MISSIONS), "--steps", str(STEPS)),
+            *("--gap-runs", str(GAP_RUNS), "--timeout", str(TIMEOUT)),
+        ]
+        for name, module, database in PEER_SCRIPTS:
+            print(f"round {index + 1}: measuring {name}…", flush=True)
+            found["peers"][name] = run_peer(module, database, sizes, scratch)
+            progress(found["peers"][name])
+        flush_redis()
+
+    def studiox() -> None:
+        print(f"round {index + 1}: measuring StudioX, default…", flush=True)
+        found["default"] = measure_studiox(env, token, scratch, with_api=True)
+        progress(found["default"])
+        print(f"round {index + 1}: measuring StudioX, time slice {TIME_SLICE_MS} ms…", flush=True)
+        sliced_env = {**env, "STUDIOX_TIME_SLICE_MS": str(TIME_SLICE_MS)}
+        found["time_slice"] = measure_studiox(sliced_env, token, scratch, with_api=False)
+        progress(found["time_slice"])
+
+    for phase in (the_peers, studiox) if index % 2 == 0 else (studiox, the_peers):
+        phase()
+    return found
+
+
+def combined(results: list[dict | None]) -> dict | None:
+    """One figure per key, the median of the rounds that measured it (for two, the mean);
+    the text of the first (versions, mode). None if no round did."""
+    measured = [result for result in results if result]
+    if not measured:
+        return None
+    figures = dict(measured[0])
+    for key, value in figures.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            figures[key] = statistics.median(result[key] for result in measured if key in result)
+    return figures
+
+
 def main() -> None:
     if not PEER_PYTHON.exists():
         raise SystemExit("The peers' virtualenv is missing: run `sh bench/peers/setup.sh` first.")
@@ -676,35 +729,19 @@ def main() -> None:
         # Shown beside the table: the commit the gaps are held against is each stack's own.
         idle_commit = statistics.median(commit_baseline()) * 1000
         facts["commit"] = f"{idle_commit:.2f} ms at the start, with no stack up"
-        sizes = [
-            *("--missions", str(MISSIONS), "--steps", str(STEPS)),
-            *("--gap-runs", str(GAP_RUNS), "--timeout", str(TIMEOUT)),
-        ]
-        peers = {}
-        for name, module, database in [
-            ("bare chain", "bench.peers.bare_chain", "studiox_benchchain"),
-            ("DBOS", "bench.peers.dbos_chain", "studiox_benchdbos"),
-            ("LangGraph", "bench.peers.langgraph_chain", "studiox_benchlanggraph"),
-        ]:
-            print(f"measuring {name}…", flush=True)
-            peers[name] = run_peer(module, database, sizes, scratch)
-            progress(peers[name])
-        flush_redis()
-        print("measuring StudioX, default…", flush=True)
-        studiox = measure_studiox(env, token, scratch, with_api=True)
-        progress(studiox)
-        print(f"measuring StudioX, time slice {TIME_SLICE_MS} ms…", flush=True)
-        sliced_env = {**env, "STUDIOX_TIME_SLICE_MS": str(TIME_SLICE_MS)}
-        sliced = measure_studiox(sliced_env, token, scratch, with_api=False)
-        progress(sliced)
+        rounds = [measure_round(index, env, token, scratch) for index in range(ROUNDS)]
+        peers = {name: combined([found["peers"][name] for found in rounds]) for name in PEERS}
+        studiox = combined([found["default"] for found in rounds])
+        sliced = combined([found["time_slice"] for found in rounds])
         facts["load"] += " at start; {:.2f} {:.2f} {:.2f} at end".format(*os.getloadavg())
         facts["sizes"] = (
             f"BENCH_MISSIONS={MISSIONS} BENCH_STEPS={STEPS} BENCH_GAP_RUNS={GAP_RUNS} "
             f"BENCH_POSTS={POSTS} BENCH_CLIENTS={CLIENTS} BENCH_CONCURRENT_POSTS={CONCURRENT_POSTS}"
+            f" BENCH_ROUNDS={ROUNDS}"
         )
         print_report(facts, studiox, sliced, peers)
         if os.environ.get("BENCH_JSON"):
-            figures = {"default": studiox, "time_slice": sliced}
+            figures = {"default": studiox, "time_slice": sliced, "rounds": rounds}
             Path(os.environ["BENCH_JSON"]).write_text(
                 json.dumps({"machine": facts, **figures, "peers": peers}, indent=2)
             )

@@ -82,3 +82,15 @@ def test_the_measured_stack_ignores_the_callers_studiox_settings(monkeypatch, tm
     assert env["DATABASE_URL"].endswith("/studiox_benchprod")
     assert env["STUDIOX_BROKER_URL"].endswith("/12")
     assert env["STUDIOX_CHANNEL_LAYER_URL"].endswith("/13")
+
+
+def test_rounds_combine_into_the_median_of_each_figure():
+    first = {"gap_ms": 2.0, "steps_per_s": 400.0, "version": "celery 5"}
+    second = {"gap_ms": 3.0, "steps_per_s": 500.0, "version": "celery 5"}
+    assert production.combined([first, second]) == {
+        "gap_ms": 2.5,
+        "steps_per_s": 450.0,
+        "version": "celery 5",
+    }
+    assert production.combined([None, second]) == second  # a failed round is left out
+    assert production.combined([None, None]) is None
