@@ -60,6 +60,11 @@ def concurrency_key_for(definition: MissionDefinition, validated_input: dict) ->
     return "" if key is None else str(key)[:KEY_LENGTH]
 
 
+def is_limited(mission_type: str) -> bool:
+    """Whether the type's missions hold slots (the engine writes an unlimited one's end alone)."""
+    return _limit_of(mission_type) is not None
+
+
 def _limit_of(mission_type: str) -> int | None:
     """The limit the latest code of the type declares; None when unlimited."""
     definition = get_definition(mission_type)

@@ -1075,15 +1075,8 @@ class MissionContext:
             checkpoint.carry_on or time.monotonic() < self._deadline
         )
         lines = [*self._pending_observations, *checkpoint.observations]
-        fast = postgres_fast_paths.applicable(checkpoint.step, checkpoint.created, status_to)
-        written = fast and postgres_fast_paths.complete_step(
-            mission=self.mission,
-            token=self._token,
-            step=checkpoint.step,
-            created=checkpoint.created,
-            lines=lines,
-            keep_lease=keep_lease,
-            now=now,
+        written = self._write_fast(
+            checkpoint, updates, status_to=status_to, lines=lines, keep_lease=keep_lease, now=now
         )
         if not written:
             if fast_only:
@@ -1104,6 +1097,47 @@ class MissionContext:
         if status_to == Status.RUNNING and "step_count" in updates:
             self.mission.step_count += 1
         return True
+
+    def _write_fast(
+        self,
+        checkpoint: _Checkpoint,
+        updates: dict,
+        *,
+        status_to: str,
+        lines: list[dict],
+        keep_lease: bool,
+        now: datetime,
+    ) -> bool:
+        """The checkpoint as one statement, where PostgreSQL's fast paths serve it: a completed
+        step, or a verdict that ends nothing else. False if they do not, or the fence failed."""
+        if postgres_fast_paths.applicable(checkpoint.step, checkpoint.created, status_to):
+            return postgres_fast_paths.complete_step(
+                mission=self.mission,
+                token=self._token,
+                step=checkpoint.step,
+                created=checkpoint.created,
+                lines=lines,
+                keep_lease=keep_lease,
+                now=now,
+            )
+        if self._verdict_ends_nothing_else(checkpoint, status_to):
+            return postgres_fast_paths.write_verdict(
+                mission=self.mission, token=self._token, updates=updates, lines=lines, now=now
+            )
+        return False
+
+    def _verdict_ends_nothing_else(self, checkpoint: _Checkpoint, status_to: str) -> bool:
+        """A verdict with no parent to wake and no concurrency slot to hand on (every one-step
+        mission started over the API, for one): the ORM path's transaction buys it nothing."""
+        from missions import concurrency  # it imports the engine (through handover)
+
+        return (
+            checkpoint.step is None
+            and status_to == Status.SUCCEEDED
+            and self.mission.parent_id is None
+            and postgres_fast_paths.on_postgresql()
+            and not concurrency.is_limited(self.mission.type)
+        )
 
     def _write_with_orm(
         self,

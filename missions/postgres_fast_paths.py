@@ -84,11 +84,29 @@ LINES = f"""
       FROM fenced, jsonb_to_recordset(%(lines)s::jsonb)
            AS o(step text, kind text, message text, data jsonb)
  RETURNING id
-)
-SELECT (SELECT id FROM step), (SELECT array_agg(id ORDER BY id) FROM lines)
-"""
+)"""
 
-SQL = {True: FENCE + NEW_STEP + LINES, False: FENCE + RECORDED_STEP + LINES}  # by `created`
+STEP_AND_LINES = "SELECT (SELECT id FROM step), (SELECT array_agg(id ORDER BY id) FROM lines)"
+
+SQL = {  # by `created`
+    True: FENCE + NEW_STEP + LINES + STEP_AND_LINES,
+    False: FENCE + RECORDED_STEP + LINES + STEP_AND_LINES,
+}
+
+# A mission's verdict, fenced like a step's checkpoint, with its lines: what engine._write_with_orm
+# writes for it (final state, lease released) when nothing else ends with it.
+VERDICT = f"""
+WITH fenced AS (
+    UPDATE {Mission._meta.db_table}
+       SET status = 'succeeded', lost_leases = 0, updated_at = %(now)s,
+           verdict = %(verdict)s::jsonb, outcome = %(outcome)s, summary = %(summary)s,
+           finished_at = %(finished)s, waiting_on = '', waiting_detail = '', wake_at = NULL,
+           lease_owner = '', lease_expires_at = NULL, enqueued_at = %(now)s
+     WHERE id = %(mission)s AND fencing_token = %(token)s AND coalesce(status, '') = 'running'
+ RETURNING id
+){LINES}
+SELECT (SELECT id FROM fenced), (SELECT array_agg(id ORDER BY id) FROM lines)
+"""
 
 # lease.lease_acquire in one statement, the mission row coming back with it. set_config(...,
 # true) lasts until this statement's own commit: only the lease skips the flush (see above).
@@ -249,12 +267,7 @@ def complete_step(
     now: datetime,
 ) -> bool:
     """Write the checkpoint; False if the fence matched nothing (then nothing was written)."""
-    cleaned = []
-    for line in lines:
-        message, data = observation_clean(message=line["message"], data=line["data"])
-        cleaned.append(
-            {"step": line.get("step", ""), "kind": line["kind"], "message": message, "data": data}
-        )
+    cleaned = _cleaned(lines)
     params = {
         "now": now,
         "name": step.name,
@@ -278,6 +291,46 @@ def complete_step(
     step.id = step.pk = step_id
     step.finished_at = now
     step._state.adding = False
+    _publish(mission, line_ids, cleaned, now=now)
+    return True
+
+
+def write_verdict(
+    *, mission: Mission, token: int, updates: dict, lines: list[dict], now: datetime
+) -> bool:
+    """The mission succeeded with `updates` (verdict, outcome, summary, finished_at) and
+    `lines`; False if the fence matched nothing (then nothing was written)."""
+    cleaned = _cleaned(lines)
+    params = {
+        "now": now,
+        "mission": mission.id,
+        "token": token,
+        "verdict": json.dumps(updates["verdict"]),
+        "outcome": updates["outcome"],
+        "summary": updates["summary"],
+        "finished": updates["finished_at"],
+        "lines": json.dumps(cleaned),
+    }
+    with execute_prepared(VERDICT, params) as cursor:
+        fenced, line_ids = cursor.fetchone()
+    if fenced is None:
+        return False
+    _publish(mission, line_ids, cleaned, now=now)
+    return True
+
+
+def _cleaned(lines: list[dict]) -> list[dict]:
+    """Rail lines as the observations app writes them (redacted, within its limits)."""
+    cleaned = []
+    for line in lines:
+        message, data = observation_clean(message=line["message"], data=line["data"])
+        cleaned.append(
+            {"step": line.get("step", ""), "kind": line["kind"], "message": message, "data": data}
+        )
+    return cleaned
+
+
+def _publish(mission: Mission, line_ids: list[int] | None, cleaned: list[dict], *, now) -> None:
     created_at = now.isoformat()
     observation_publish_on_commit(
         [
@@ -285,4 +338,3 @@ def complete_step(
             for line_id, line in zip(line_ids or [], cleaned, strict=False)
         ]
     )
-    return True

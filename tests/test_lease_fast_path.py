@@ -175,3 +175,50 @@ def test_the_checkpoint_finds_its_mission_by_key_however_many_are_running():
         cursor.execute("EXPLAIN " + fence, values)
         plan = "\n".join(row for (row,) in cursor.fetchall())
     assert "missions_mission_pkey" in plan, plan
+
+
+def test_a_verdict_that_ends_nothing_else_writes_what_the_orm_path_writes(monkeypatch):
+    """A mission with no parent and no concurrency limit reaches its verdict in one prepared
+    statement; the row and the rail lines are those the ORM path writes."""
+    from observations.models import Observation
+
+    def finished(mission: Mission) -> Mission:
+        while engine.mission_advance(mission_id=mission.id) != engine.Outcome.FINISHED:
+            pass
+        return Mission.objects.get(id=mission.id)
+
+    fast = finished(start_counting(steps=1))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any("SET status = 'succeeded'" in statement for statement in prepared), prepared
+
+    monkeypatch.setattr(engine.MissionContext, "_verdict_ends_nothing_else", lambda *a: False)
+    orm = finished(start_counting(steps=1))
+
+    columns = [
+        "status",
+        "verdict",
+        "outcome",
+        "summary",
+        "current_step",
+        "step_count",
+        "waiting_on",
+        "waiting_detail",
+        "wake_at",
+        "lease_owner",
+        "lease_expires_at",
+        "lost_leases",
+        "error",
+    ]
+    assert [getattr(fast, name) for name in columns] == [getattr(orm, name) for name in columns]
+    assert (fast.status, fast.outcome, fast.verdict["total"]) == ("succeeded", "counted", 1)
+    assert fast.created_at <= fast.finished_at <= fast.updated_at
+    assert fast.enqueued_at is not None
+
+    def lines(mission: Mission) -> list[tuple]:
+        rows = Observation.objects.filter(mission=mission).order_by("id")
+        return list(rows.values_list("kind", "step_name", "message", "data"))
+
+    assert lines(fast) == lines(orm)
+    assert lines(fast)[-1][0] == "verdict"
