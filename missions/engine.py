@@ -71,7 +71,7 @@ class Outcome(StrEnum):
 
 
 _WAIT_KINDS = (Step.Kind.SLEEP, Step.Kind.EVENT, Step.Kind.DECISION)
-_STEP, _COMPLETED = Step.Kind.STEP, Step.Status.COMPLETED  # replay compares these
+_STEP, _COMPLETED = Step.Kind.STEP, Step.Status.COMPLETED  # compared once per replayed step
 
 
 class _Yield(BaseException):
@@ -238,7 +238,7 @@ def _remember(mission_id, token: int, steps: list[Step], *, settled_from: int = 
     if len(_step_cache) >= _CACHE_LIMIT:
         _step_cache.clear()
     settled = settled_from
-    while settled < len(steps) and steps[settled].status == Step.Status.COMPLETED:
+    while settled < len(steps) and steps[settled].status == _COMPLETED:
         settled += 1
     _step_cache[str(mission_id)] = _Cached(token, steps, settled)
 
